@@ -1,0 +1,306 @@
+"""Permeability fields in mD for a 2-D vertical section: sinuous channels and log-normal GRFs.
+
+Every field is a float64 array of shape ``grid.shape``, indexed ``[z, x]`` with z = 0 at the top,
+and is reproducible bit for bit from a non-negative integer seed (numpy ``SeedSequence``; no
+global RNG state is touched).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import gstools as gs
+import numpy as np
+
+from data_gen.grid import Grid
+
+GEOLOGY_KINDS = ("channel", "gaussian")
+GAUSSIAN_MODELS = ("gaussian", "exponential", "matern")
+
+_REFERENCE_SECTION_M = 960.0  # width and depth of the default grid, for which defaults are set
+_GP_JITTER = 1e-6  # relative diagonal jitter: adds white noise of std 1e-3 * boundary_std_m
+_RANDMETH_MODES = 1000  # enough Fourier modes for a near-Gaussian marginal (GSTools default)
+_MATERN_NU_RANGE = (0.2, 30.0)  # what GSTools accepts
+
+
+def _number(owner: str, name: str, value: Any, lower: float | None, strict: bool) -> float:
+    """``value`` as a float, or raise naming it if it is not finite or not above ``lower``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}.{name} must be a real number, got {value!r}") from None
+    if not math.isfinite(v) or (lower is not None and (v <= lower if strict else v < lower)):
+        bound = "" if lower is None else f" {'>' if strict else '>='} {lower:g}"
+        raise ValueError(f"{owner}.{name} must be a finite number{bound}, got {value!r}")
+    return v
+
+
+def _validate(obj: Any, bounds: Mapping[str, tuple[float | None, bool]]) -> None:
+    """Check and normalise (to float, or to a (low, high) tuple of floats) each field in bounds."""
+    owner = type(obj).__name__
+    for name, (lower, strict) in bounds.items():
+        value = getattr(obj, name)
+        if name.endswith("_range_m"):
+            if isinstance(value, (str, bytes)) or np.ndim(value) != 1 or len(value) != 2:
+                raise ValueError(f"{owner}.{name} must be a (low, high) pair in m, got {value!r}")
+            low, high = (_number(owner, f"{name}[{i}]", v, lower, strict) for i, v in enumerate(value))
+            if low > high:
+                raise ValueError(f"{owner}.{name} must be ordered (low <= high), got {value!r}")
+            object.__setattr__(obj, name, (low, high))
+        else:
+            object.__setattr__(obj, name, _number(owner, name, value, lower, strict))
+
+
+@dataclass(frozen=True)
+class ChannelParams:
+    """A sinuous channel of ``channel_md`` in a ``background_md`` background (FNO4CO2 style).
+
+    Permeabilities in mD, lengths in m; ``*_range_m`` are (low, high) bounds of uniform draws.
+    The centre line is ``z_c(x) = z0 + A sin(2 pi x / wavelength + phase)`` with z0 drawn from
+    ``centre_depth_range_m``, A from ``amplitude_range_m``, the wavelength from
+    ``wavelength_range_m`` and the phase from [0, 2 pi). Top and bottom are
+    ``z_c -/+ thickness_m / 2``, each plus an independent zero-mean Gaussian process over x with
+    covariance ``boundary_std_m**2 * exp(-d**2 / (2 * boundary_len_scale_m**2))`` at lag d.
+    Every column keeps at least ``min_thickness_m`` of channel, rounded up to whole cells.
+    Defaults suit the 960 m x 960 m default section; ``default_params("channel", grid)`` scales
+    them to another grid.
+    """
+
+    channel_md: float = 120.0
+    background_md: float = 20.0
+    thickness_m: float = 120.0
+    centre_depth_range_m: tuple[float, float] = (300.0, 660.0)
+    amplitude_range_m: tuple[float, float] = (15.0, 90.0)
+    wavelength_range_m: tuple[float, float] = (480.0, 1440.0)
+    boundary_std_m: float = 10.0
+    boundary_len_scale_m: float = 150.0
+    min_thickness_m: float = 30.0
+
+    def __post_init__(self) -> None:
+        positive, non_negative = (0.0, True), (0.0, False)
+        _validate(
+            self,
+            {
+                "channel_md": positive,
+                "background_md": positive,
+                "thickness_m": positive,
+                "centre_depth_range_m": non_negative,
+                "amplitude_range_m": non_negative,
+                "wavelength_range_m": positive,
+                "boundary_std_m": non_negative,
+                "boundary_len_scale_m": positive,
+                "min_thickness_m": positive,
+            },
+        )
+        if self.min_thickness_m > self.thickness_m:
+            raise ValueError(
+                f"ChannelParams.min_thickness_m ({self.min_thickness_m:g} m) must not exceed "
+                f"thickness_m ({self.thickness_m:g} m)"
+            )
+
+
+@dataclass(frozen=True)
+class GaussianParams:
+    """Log-normal permeability ``k = geometric_mean_md * exp(Y)`` in mD.
+
+    Y is a zero-mean Gaussian random field of variance ``log_variance`` (of ln k) with the GSTools
+    covariance ``model`` ("gaussian", "exponential" or "matern" with smoothness ``nu``) and GSTools'
+    length-scale convention: ``len_scale_m`` (m) along the main axis, ``anisotropy`` times that
+    across it (e.g. 0.25 for layered rock). For "gaussian", corr(r) = exp(-pi/4 (r/len_scale)^2).
+    The main axis is rotated ``angle_deg`` from +x towards +z, i.e. positive angles dip downward
+    to the right because z is depth.
+    """
+
+    model: str = "gaussian"
+    len_scale_m: float = 240.0
+    anisotropy: float = 0.25
+    angle_deg: float = 0.0
+    geometric_mean_md: float = 50.0
+    log_variance: float = 1.0
+    nu: float = 1.5
+
+    def __post_init__(self) -> None:
+        if self.model not in GAUSSIAN_MODELS:
+            raise ValueError(f"GaussianParams.model {self.model!r} is unknown; allowed: {GAUSSIAN_MODELS}")
+        positive = (0.0, True)
+        _validate(
+            self,
+            {
+                "len_scale_m": positive,
+                "anisotropy": positive,
+                "angle_deg": (None, False),
+                "geometric_mean_md": positive,
+                "log_variance": (0.0, False),
+                "nu": positive,
+            },
+        )
+        low, high = _MATERN_NU_RANGE
+        if not low <= self.nu <= high:
+            raise ValueError(f"GaussianParams.nu must be in [{low:g}, {high:g}], got {self.nu!r}")
+
+
+GeologyParams = ChannelParams | GaussianParams
+_PARAMS_TYPES: dict[str, type] = {"channel": ChannelParams, "gaussian": GaussianParams}
+
+
+def _check_params(params: Any, expected: type | tuple[type, ...]) -> None:
+    if not isinstance(params, expected):
+        types = expected if isinstance(expected, tuple) else (expected,)
+        names = " or ".join(t.__name__ for t in types)
+        raise TypeError(f"expected {names} params, got {type(params).__name__}")
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def _se_gp(x_m: np.ndarray, std_m: float, len_scale_m: float, rng: np.random.Generator, n: int):
+    """``n`` independent zero-mean squared-exponential GP draws on ``x_m``, shape (n, nx)."""
+    lag = (x_m[:, None] - x_m[None, :]) / len_scale_m
+    # The SE kernel is numerically singular on a fine grid; a tiny jitter lets Cholesky succeed.
+    cov = std_m**2 * (np.exp(-0.5 * lag**2) + _GP_JITTER * np.eye(x_m.size))
+    return rng.standard_normal((n, x_m.size)) @ np.linalg.cholesky(cov).T
+
+
+def channel_boundaries(grid: Grid, params: ChannelParams, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Depths in m of the channel's top and bottom at each cell-centre x, each of shape (nx,)."""
+    _check_params(params, ChannelParams)
+    rng = np.random.default_rng(_check_seed(seed))
+    depth_m = grid.nz * grid.dz_m
+    if params.thickness_m > depth_m or params.centre_depth_range_m[1] > depth_m:
+        raise ValueError(
+            f"ChannelParams (thickness_m={params.thickness_m:g}, centre_depth_range_m="
+            f"{params.centre_depth_range_m}) do not fit a section {depth_m:g} m deep; "
+            "use default_params('channel', grid) or smaller lengths"
+        )
+    z0 = rng.uniform(*params.centre_depth_range_m)
+    amplitude = rng.uniform(*params.amplitude_range_m)
+    wavelength = rng.uniform(*params.wavelength_range_m)
+    phase = rng.uniform(0.0, 2.0 * np.pi)
+    gp_top, gp_bottom = _se_gp(grid.x_m, params.boundary_std_m, params.boundary_len_scale_m, rng, 2)
+    centre = z0 + amplitude * np.sin(2.0 * np.pi * grid.x_m / wavelength + phase)
+    top = centre - 0.5 * params.thickness_m + gp_top
+    bottom = centre + 0.5 * params.thickness_m + gp_bottom
+    # Whole cells (plus a hair against round-off), so the cell-centre mask honours the minimum too.
+    min_span = math.ceil(params.min_thickness_m / grid.dz_m - 1e-9) * grid.dz_m + 1e-6 * grid.dz_m
+    middle, half = 0.5 * (top + bottom), 0.5 * np.maximum(bottom - top, min_span)
+    top, bottom = middle - half, middle + half
+    # Shift columns that stick out of the section rather than clip them: they keep their thickness.
+    shift = np.maximum(0.0, -top) - np.maximum(0.0, bottom - depth_m)
+    return np.clip(top + shift, 0.0, depth_m), np.clip(bottom + shift, 0.0, depth_m)
+
+
+def channel_mask(grid: Grid, params: ChannelParams, seed: int) -> np.ndarray:
+    """Boolean [z, x] mask of the cells whose centre depth lies within the channel."""
+    top, bottom = channel_boundaries(grid, params, seed)
+    z = grid.z_m[:, None]
+    return (z >= top[None, :]) & (z <= bottom[None, :])
+
+
+def channel_permeability(grid: Grid, params: ChannelParams, seed: int) -> np.ndarray:
+    """Channel permeability field in mD, float64 [z, x]."""
+    mask = channel_mask(grid, params, seed)
+    return np.where(mask, params.channel_md, params.background_md)
+
+
+class _Matern2D(gs.Matern):
+    """GSTools' Matern with the exact quantile of its 2-D radial spectral distribution.
+
+    GSTools has none for Matern and falls back to MCMC sampling of the spectrum, which costs
+    ~0.25 s per field. The 2-D spectral density is proportional to (1 + (k l)^2 / nu)^-(nu + 1),
+    so P(|k| <= r) = 1 - (1 + (r l)^2 / nu)^-nu, inverted below (k in rad/m, l the length scale).
+    """
+
+    def spectral_rad_ppf(self, u: np.ndarray) -> np.ndarray:
+        tail = -np.log1p(-np.asarray(u, dtype=np.double))
+        # Above nu = 20 GSTools' correlation is the Gaussian limit, whose quantile is sqrt(tail).
+        if self.nu <= 20.0:
+            tail = self.nu * np.expm1(tail / self.nu)
+        return np.sqrt(tail) / self.len_rescaled
+
+
+def covariance_model(params: GaussianParams) -> gs.CovModel:
+    """The GSTools model of ``Y = ln(k / geometric_mean_md)`` on positions (x, z) in m."""
+    _check_params(params, GaussianParams)
+    model_cls = {"gaussian": gs.Gaussian, "exponential": gs.Exponential, "matern": _Matern2D}
+    extra = {"nu": params.nu} if params.model == "matern" else {}
+    return model_cls[params.model](
+        dim=2,
+        var=params.log_variance,
+        len_scale=params.len_scale_m,
+        anis=params.anisotropy,
+        angles=np.deg2rad(params.angle_deg),
+        **extra,
+    )
+
+
+def gaussian_permeability(grid: Grid, params: GaussianParams, seed: int) -> np.ndarray:
+    """Log-normal permeability field in mD, float64 [z, x].
+
+    Uses GSTools' randomisation method (RandMeth, 1000 modes): its ensemble mean and covariance
+    are exact for any model, it is not periodic (the Fourier generator would wrap the field around
+    the section and truncate the spectrum), and it handles anisotropy and rotation directly.
+    """
+    model = covariance_model(params)
+    # GSTools seeds a RandomState (< 2**32); SeedSequence maps any non-negative int seed onto it.
+    gs_seed = int(np.random.SeedSequence(_check_seed(seed)).generate_state(1)[0])
+    srf = gs.SRF(model, generator="RandMeth", mode_no=_RANDMETH_MODES, seed=gs_seed)
+    log_k = srf((grid.x_m, grid.z_m), mesh_type="structured")  # shape (nx, nz)
+    return np.ascontiguousarray(params.geometric_mean_md * np.exp(log_k.T), dtype=np.float64)
+
+
+def _check_kind(kind: Any) -> str:
+    if kind not in GEOLOGY_KINDS:
+        raise ValueError(f"unknown geology kind {kind!r}; allowed: {GEOLOGY_KINDS}")
+    return kind
+
+
+def default_params(kind: str, grid: Grid | None = None) -> GeologyParams:
+    """Default parameters of ``kind``; with ``grid``, lengths are scaled from the 960 m section.
+
+    Vertical lengths scale with the section depth and horizontal ones with its width, so the
+    default 64 x 64 x 15 m grid gets the dataclass defaults unchanged.
+    """
+    params = _PARAMS_TYPES[_check_kind(kind)]()
+    if grid is None:
+        return params
+    sz = grid.nz * grid.dz_m / _REFERENCE_SECTION_M
+    sx = grid.nx * grid.dx_m / _REFERENCE_SECTION_M
+    if isinstance(params, GaussianParams):
+        return replace(params, len_scale_m=params.len_scale_m * sx)
+    scale = {name: sz for name in ("thickness_m", "boundary_std_m", "min_thickness_m")}
+    scale |= {"boundary_len_scale_m": sx, "wavelength_range_m": sx}
+    scale |= {"centre_depth_range_m": sz, "amplitude_range_m": sz}
+    return replace(params, **{k: np.multiply(getattr(params, k), s) for k, s in scale.items()})
+
+
+def permeability(kind: str, grid: Grid, params: GeologyParams, seed: int) -> np.ndarray:
+    """Permeability field in mD, float64 [z, x], of geology ``kind`` (one of GEOLOGY_KINDS)."""
+    _check_params(params, _PARAMS_TYPES[_check_kind(kind)])
+    sampler = channel_permeability if kind == "channel" else gaussian_permeability
+    return sampler(grid, params, seed)
+
+
+def params_to_dict(params: GeologyParams) -> dict[str, Any]:
+    """JSON-serialisable dict of ``params`` (floats, strings, lists), e.g. for Zarr attrs."""
+    _check_params(params, (ChannelParams, GaussianParams))
+    return {f.name: list(v) if isinstance(v := getattr(params, f.name), tuple) else v for f in fields(params)}
+
+
+def params_from_dict(kind: str, d: Mapping[str, Any]) -> GeologyParams:
+    """Parameters of ``kind`` rebuilt from ``params_to_dict`` output; missing keys take defaults."""
+    cls = _PARAMS_TYPES[_check_kind(kind)]
+    if not isinstance(d, Mapping):
+        raise TypeError(f"geology params must be a mapping, got {type(d).__name__}")
+    allowed = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {unknown}; allowed: {sorted(allowed)}")
+    return cls(**d)

@@ -21,7 +21,9 @@ def _specs(requirements: list[str]) -> dict[str, str]:
 
 def test_environment_yml_lists_the_pyproject_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pip_side = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
+    pip_side = project["dependencies"] + [
+        d for extra in project["optional-dependencies"].values() for d in extra
+    ]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
     conda_side = [d for d in env if isinstance(d, str) and not d.startswith(("python", "pip"))]
     pip_in_env = next(d["pip"] for d in env if isinstance(d, dict))

@@ -279,6 +279,7 @@ class _Simulator:
         dp = self.p[f.i] - self.p[f.j]
         self.v_total = f.trans_m3 * (lw * (dp - self.rho_g_dz_w) + lg * (dp - self.rho_g_dz_g))
         self.well_rate = c * (p_well - self.p[well]) if self.prod is not None else 0.0
+        self.stable_dt_s = self._stable_dt_s()  # depends on the fluxes only: fixed until the next solve
 
     def _solve_spd(self, a: sp.csc_matrix, b: np.ndarray, x0: np.ndarray) -> np.ndarray:
         """Solve ``a x = b``: CG preconditioned by the LU factors of an earlier pressure matrix.
@@ -327,7 +328,7 @@ class _Simulator:
             q[self.prod] += self.well_rate * lam_g / (lam_g + lam_w)
         return q
 
-    def stable_dt_s(self) -> float:
+    def _stable_dt_s(self) -> float:
         """Largest explicit step keeping the upwind update monotone (so 0 <= S <= 1 - S_wr).
 
         A cell's own saturation enters the advective flux only on faces it is upwind of (outflow);
@@ -397,7 +398,7 @@ def simulate(
                 sim.solve_pressure(s)
                 n_solves += 1
                 s_at_solve = s
-            dt = min(sim.stable_dt_s(), t_report_s - t_s)
+            dt = min(sim.stable_dt_s, t_report_s - t_s)
             s, dq = sim.step(s, dt)
             produced_total += dq
             t_s += dt

@@ -163,7 +163,11 @@ def test_canonical_channel_plume_follows_the_channel():
     from data_gen.geology import ChannelParams, channel_mask, channel_permeability
 
     grid, params = Grid(), ChannelParams()
-    seed = next(s for s in range(100) if channel_mask(grid, params, s)[32, 3] and channel_mask(grid, params, s)[32, 62])
+    seed = next(
+        s
+        for s in range(100)
+        if channel_mask(grid, params, s)[32, 3] and channel_mask(grid, params, s)[32, 62]
+    )
     mask = channel_mask(grid, params, seed)
     result = simulate(channel_permeability(grid, params, seed), 0.25, SimulationConfig())
     volume = result.saturation[-1]
@@ -222,7 +226,9 @@ def test_bad_configuration_is_rejected(kwargs, match):
 
 def test_grid_must_match_permeability_shape():
     config = SimulationConfig(grid=Grid(nz=8, nx=8), injector_zx=(4, 0), producer_zx=(4, 7))
-    with pytest.raises(ValueError, match=r"permeability has shape \(8, 9\) but the grid is \(nz, nx\) = \(8, 8\)"):
+    with pytest.raises(
+        ValueError, match=r"permeability has shape \(8, 9\) but the grid is \(nz, nx\) = \(8, 8\)"
+    ):
         simulate(np.ones((8, 9)), 0.25, config)
 
 

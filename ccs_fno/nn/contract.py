@@ -1,0 +1,179 @@
+"""Complex spectral contraction with real arithmetic, on a memory-minimising opt_einsum path.
+
+Spectral weights live as real tensors with a trailing (re, im) axis of 2, because DDP cannot
+all-reduce complex parameters and because float16/bfloat16 complex arithmetic is patchy. The
+complex product ``y[b,o,k] = sum_i x[b,i,k] w[i,o,k]`` is therefore written as ONE real einsum
+with a constant (2)x(2)->(2) structure tensor ``S[a,c,d]`` holding the sign pattern of complex
+multiplication::
+
+    y[b,o,k,d] = sum_{i,a,c} x[b,i,k,a] w[i,o,k,c] S[a,c,d]
+
+Three operands give three contraction orders (x·w, x·S or w·S first) whose intermediates are
+``b·o·K·4``, ``b·i·K·4`` and ``i·o·K·4`` numbers: which one is smallest depends on batch and
+channel counts, and FLOP-optimal planners do not look at it. We pick the order with the smallest
+LARGEST intermediate (ties broken by FLOPs) by exhaustive search, and cache the plan per
+(equation, shapes, dtype).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import opt_einsum
+import torch
+
+# Letters for the mode axes; b, i, o (batch, in, out) and a, c, d (re/im axes) are taken.
+_MODE_LETTERS = "klmnpq"
+
+
+@dataclass(frozen=True)
+class ContractionPlan:
+    """A contraction order in opt_einsum's format, with its cost.
+
+    largest_intermediate: number of elements of the biggest tensor the path creates (the output
+    included, as opt_einsum's ``PathInfo.largest_intermediate`` counts it); flops: the sum over
+    pairwise steps of the product of the index sizes involved (multiply-adds).
+    """
+
+    equation: str
+    path: tuple[tuple[int, int], ...]
+    largest_intermediate: int
+    flops: int
+    expression: opt_einsum.contract.ContractExpression
+
+    def __call__(self, *operands: torch.Tensor) -> torch.Tensor:
+        return self.expression(*operands, backend="torch")
+
+
+def _parse(equation: str) -> tuple[list[str], str]:
+    if "->" not in equation or "." in equation:
+        raise ValueError(f"equation must be explicit ('ab,bc->ac', no '...'); got {equation!r}")
+    inputs, output = equation.replace(" ", "").split("->")
+    return inputs.split(","), output
+
+
+def min_memory_path(
+    equation: str, shapes: Sequence[Sequence[int]]
+) -> tuple[tuple[tuple[int, int], ...], int, int]:
+    """Exhaustive search for the pairwise order with the smallest largest intermediate.
+
+    Returns (path, largest_intermediate, flops); ties on memory are broken by FLOPs. The cost
+    grows factorially with the number of operands: fine for the 2-5 of spectral contractions.
+    """
+    inputs, output = _parse(equation)
+    if len(inputs) != len(shapes) or len(inputs) < 2:
+        raise ValueError(
+            f"equation {equation!r} has {len(inputs)} operands (need >= 2); got {len(shapes)} shapes"
+        )
+    sizes: dict[str, int] = {}
+    for term, shape in zip(inputs, shapes, strict=True):
+        if len(term) != len(shape):
+            raise ValueError(f"term {term!r} does not match shape {tuple(shape)}")
+        for letter, n in zip(term, shape, strict=True):
+            if sizes.setdefault(letter, n) != n:
+                raise ValueError(f"index {letter!r} has sizes {sizes[letter]} and {n}")
+    out_set = frozenset(output)
+
+    def size(indices: frozenset[str]) -> int:
+        return math.prod(sizes[c] for c in indices)
+
+    @functools.cache
+    def best(operands: tuple[frozenset[str], ...]) -> tuple[int, int, tuple[tuple[int, int], ...]]:
+        if len(operands) == 1:
+            return 0, 0, ()
+        candidates = []
+        for i, j in itertools.combinations(range(len(operands)), 2):
+            rest = tuple(t for k, t in enumerate(operands) if k not in (i, j))
+            needed = out_set.union(*rest)
+            kept = (operands[i] | operands[j]) & needed
+            sub_mem, sub_flops, sub_path = best((*rest, kept))
+            candidates.append(
+                (
+                    max(size(kept), sub_mem),
+                    size(operands[i] | operands[j]) + sub_flops,
+                    ((i, j), *sub_path),
+                )
+            )
+        return min(candidates)
+
+    memory, flops, path = best(tuple(frozenset(t) for t in inputs))
+    return path, memory, flops
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_plan(equation: str, shapes: tuple[tuple[int, ...], ...], dtype: str) -> ContractionPlan:
+    path, memory, flops = min_memory_path(equation, shapes)
+    expression = opt_einsum.contract_expression(equation, *shapes, optimize=list(path))
+    return ContractionPlan(equation, path, memory, flops, expression)
+
+
+def contraction_path(
+    equation: str, shapes: Sequence[Sequence[int]], dtype: torch.dtype | str
+) -> ContractionPlan:
+    """The memory-minimising plan for ``equation`` on operands of ``shapes``, cached.
+
+    The cache key is (equation, shapes, dtype); ``cache_info()`` reports hits and misses.
+    """
+    key_shapes = tuple(tuple(int(n) for n in s) for s in shapes)
+    return _cached_plan(equation, key_shapes, str(dtype))
+
+
+def cache_info() -> functools._CacheInfo:
+    """Hits/misses of the plan cache (a miss is one path search)."""
+    return _cached_plan.cache_info()
+
+
+def cache_clear() -> None:
+    _cached_plan.cache_clear()
+
+
+def einsum(equation: str, *operands: torch.Tensor) -> torch.Tensor:
+    """Real einsum of ``operands`` along the cached memory-minimising path."""
+    dtypes = {t.dtype for t in operands}
+    if len(dtypes) != 1:
+        raise TypeError(f"operands must share one dtype, got {sorted(map(str, dtypes))}")
+    plan = contraction_path(equation, [t.shape for t in operands], operands[0].dtype)
+    return plan(*operands)
+
+
+@functools.lru_cache(maxsize=8)
+def spectral_equation(n_mode_dims: int) -> str:
+    """Real einsum for x[b,i,modes..,a] · w[i,o,modes..,c] · S[a,c,d] -> y[b,o,modes..,d]."""
+    if not 1 <= n_mode_dims <= len(_MODE_LETTERS):
+        raise ValueError(f"n_mode_dims must be in 1..{len(_MODE_LETTERS)}, got {n_mode_dims}")
+    m = _MODE_LETTERS[:n_mode_dims]
+    return f"bi{m}a,io{m}c,acd->bo{m}d"
+
+
+def complex_structure(dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """S[a,c,d] with (x_a w_c) contributing S[a,c,d] to y_d; 0 = real, 1 = imaginary part."""
+    s = torch.zeros(2, 2, 2, dtype=dtype, device=device)
+    s[0, 0, 0], s[1, 1, 0] = 1, -1  # re = xr wr - xi wi
+    s[0, 1, 1], s[1, 0, 1] = 1, 1  # im = xr wi + xi wr
+    return s
+
+
+def spectral_contract(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Complex channel mixing per mode, on real views.
+
+    x: [b, i, *modes, 2] (re, im); weight: [i, o, *modes, 2]; returns [b, o, *modes, 2]
+    (contiguous), all in x's dtype (weight is cast to it: that cast makes the contraction
+    reduced-precision).
+    """
+    if x.shape[-1] != 2 or weight.shape[-1] != 2:
+        raise ValueError(
+            f"x and weight need a trailing (re, im) axis of 2; got {tuple(x.shape)}, {tuple(weight.shape)}"
+        )
+    if x.dim() != weight.dim() or x.shape[1] != weight.shape[0] or x.shape[2:] != weight.shape[2:]:
+        raise ValueError(
+            f"x [b, i, *modes, 2] and weight [i, o, *modes, 2] do not match: "
+            f"{tuple(x.shape)} vs {tuple(weight.shape)}"
+        )
+    weight = weight.to(x.dtype)
+    equation = spectral_equation(x.dim() - 3)
+    # Contiguous so that torch.view_as_complex accepts the result.
+    return einsum(equation, x, weight, complex_structure(x.dtype, x.device)).contiguous()

@@ -58,3 +58,16 @@ def test_data_gen_workers_stay_light():
         "heavy = [m for m in ('torch', 'ccs_fno') if m in sys.modules]; print(heavy); assert not heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_public_api_is_reexported_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ccs_fno, data_gen; assert 'torch' not in sys.modules; "
+        "missing = [n for n in ccs_fno.__all__ if getattr(ccs_fno, n, None) is None]; "
+        "missing += [n for n in data_gen.__all__ if getattr(data_gen, n, None) is None]; "
+        "assert not missing, missing; assert callable(ccs_fno.load_surrogate)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

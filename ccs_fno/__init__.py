@@ -1,0 +1,44 @@
+"""ccs-fno: half-precision Fourier Neural Operator surrogates for CO2 storage.
+
+The public API is re-exported here lazily (PEP 562), so ``import ccs_fno`` and the ``ccs-fno``
+command stay light: torch loads only when a model-side name is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "FNO": "ccs_fno.nn",
+    "SpectralConv": "ccs_fno.nn",
+    "PRECISIONS": "ccs_fno.nn",
+    "spectral_contract": "ccs_fno.nn",
+    "contraction_path": "ccs_fno.nn",
+    "cache_info": "ccs_fno.nn",
+    "INPUT_CHANNELS": "ccs_fno.data",
+    "Normalisers": "ccs_fno.data",
+    "ZarrSaturationDataset": "ccs_fno.data",
+    "read_store": "ccs_fno.data",
+    "split_samples": "ccs_fno.data",
+    "ModelConfig": "ccs_fno.train",
+    "TrainConfig": "ccs_fno.train",
+    "Trainer": "ccs_fno.train",
+    "Surrogate": "ccs_fno.surrogate",
+    "evaluate": "ccs_fno.surrogate",
+    "load_surrogate": "ccs_fno.surrogate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ccs_fno' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

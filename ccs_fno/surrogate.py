@@ -1,0 +1,318 @@
+"""A trained surrogate: the model, its normalisers and its grid/times as one object.
+
+``load_surrogate(run_dir)`` rebuilds it from ``model.pt``; ``Surrogate.predict`` maps permeability
+(mD), injection rate (m^3/day), well cells and porosity to CO2 saturation as an
+``xarray.DataArray`` with dims (time, z, x) or (sample, time, z, x), coordinates in m and days.
+
+Resolution: a field of any shape (nz, nx) is read as the training section (same physical extent)
+at that resolution, so a model trained at 64x64 predicts at 128x128 zero-shot; well cells are
+indices of the grid the field is given on. Predictions are clipped to the physical range
+[0, 1 - S_wr] of the training store's fluids (the raw output can overshoot slightly).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ccs_fno.checkpoint import build_model, load_torch_file, load_weights
+from ccs_fno.data import (
+    INPUT_CHANNELS,
+    SPLITS,
+    Normalisers,
+    open_fields,
+    read_fields,
+    read_saturation,
+    read_store,
+)
+from ccs_fno.nn import FNO, reduced_dtype
+from ccs_fno.nn.spectral import validate_grid
+from ccs_fno.train import FORMAT_VERSION, MODEL_FILE, MODEL_FORMAT, MODEL_KEYS, resolve_device
+from data_gen.grid import Grid
+
+M2_PER_MD = 9.869233e-16
+SMALLEST_MD = 1e-6  # below this everywhere, a field is surely in m^2 (rocks: ~1e-3 ... 1e5 mD)
+
+
+def _fields(name: str, value: Any) -> np.ndarray:
+    """``value`` as a float64 batch (n, z, x) from a (z, x) field or a batch, finite, else raise."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+    if array.ndim not in (2, 3) or 0 in array.shape:
+        raise ValueError(f"{name} must be a (z, x) field or a (sample, z, x) batch, got shape {array.shape}")
+    array = array.astype(np.float64)
+    bad = np.argwhere(~np.isfinite(array))
+    if bad.size:
+        index = tuple(int(i) for i in bad[0])
+        raise ValueError(f"{name} holds {array[index]} at index {index}; values must be finite")
+    return array[None] if array.ndim == 2 else array
+
+
+def _per_sample(name: str, value: Any, n: int, shape: tuple[int, ...]) -> np.ndarray:
+    """``value`` broadcast to (n, *shape) from one value or one per sample, else raise."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+    for candidate in (array, array[None]):  # one per sample, or one for all
+        if candidate.ndim == len(shape) + 1 and candidate.shape[1:] == shape:
+            if candidate.shape[0] in (1, n):
+                return np.broadcast_to(candidate, (n, *shape))
+    allowed = [(*shape,), (n, *shape)]
+    raise ValueError(f"{name} must have shape {' or '.join(map(str, allowed))}, got {array.shape}")
+
+
+def _cells(name: str, value: Any, n: int, shape: tuple[int, int]) -> np.ndarray:
+    cells = _per_sample(name, value, n, (2,))
+    if not np.all(np.isfinite(cells)) or not np.array_equal(cells, np.round(cells)):
+        raise ValueError(f"{name} must be integer (z, x) cell indices, got {np.asarray(value)!r}")
+    cells = cells.astype(np.int64)
+    outside = (cells < 0) | (cells >= np.array(shape))
+    if outside.any():
+        row = int(np.flatnonzero(outside.any(axis=1))[0])
+        raise ValueError(
+            f"{name} {tuple(cells[row].tolist())} lies outside the {shape[0]}x{shape[1]} grid: "
+            f"z must be in [0, {shape[0] - 1}], x in [0, {shape[1] - 1}]"
+        )
+    return cells
+
+
+class Surrogate:
+    """A trained FNO with its normalisers; ``grid`` and ``times_days`` are the training ones."""
+
+    def __init__(
+        self,
+        model: FNO,
+        normalisers: Normalisers,
+        grid: Grid,
+        times_days: Sequence[float],
+        max_saturation: float,
+        split: Mapping[str, Sequence[int]] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        times = np.asarray(times_days, dtype=np.float64)
+        if model.in_channels != len(INPUT_CHANNELS) or model.config["out_channels"] != times.size:
+            raise ValueError(
+                f"the model maps {model.in_channels} -> {model.config['out_channels']} channels; "
+                f"a surrogate needs {len(INPUT_CHANNELS)} inputs {INPUT_CHANNELS} -> "
+                f"{times.size} outputs (one per report time)"
+            )
+        if not 0.0 < max_saturation <= 1.0:
+            raise ValueError(f"max_saturation must lie in (0, 1], got {max_saturation!r}")
+        self.device = resolve_device(str(device))
+        self.model = model.to(self.device).eval()
+        self.normalisers = normalisers
+        self._grid = grid
+        self._times = times
+        self.max_saturation = float(max_saturation)
+        self.split = None if split is None else {k: np.asarray(v, int) for k, v in split.items()}
+
+    @property
+    def grid(self) -> Grid:
+        """The training grid (the section's extent is ``nx * dx_m`` by ``nz * dz_m``)."""
+        return self._grid
+
+    @property
+    def times_days(self) -> np.ndarray:
+        """The report times (days) of the output, one per output channel."""
+        return self._times.copy()
+
+    def prediction_grid(self, shape: tuple[int, int]) -> Grid:
+        """The training section resolved by ``shape`` = (nz, nx) cells."""
+        nz, nx = shape
+        g = self._grid
+        return Grid(nz, nx, g.nx * g.dx_m / nx, g.nz * g.dz_m / nz, g.dy_m)
+
+    def predict(
+        self,
+        permeability_md: np.ndarray,
+        *,
+        rate_m3_per_day: float | Sequence[float],
+        injector_zx: Sequence[int] | np.ndarray,
+        producer_zx: Sequence[int] | np.ndarray,
+        porosity: float | np.ndarray = 0.25,
+        batch_size: int = 32,
+    ) -> xr.DataArray:
+        """CO2 saturation for one (z, x) field or a (sample, z, x) batch of permeability in mD.
+
+        ``rate_m3_per_day`` (whole section thickness, reservoir conditions), ``injector_zx`` /
+        ``producer_zx`` (cell indices on the field's grid) and ``porosity`` are one value for
+        all samples or one per sample. Returns dims (time, z, x) for a single field, else
+        (sample, time, z, x); values clipped to [0, ``max_saturation``].
+        """
+        single = np.ndim(permeability_md) == 2
+        k = _fields("permeability_md", permeability_md)
+        n, nz, nx = k.shape
+        if np.any(k <= 0):
+            index = tuple(int(i) for i in np.argwhere(k <= 0)[0])
+            raise ValueError(f"permeability_md must be > 0 mD everywhere, got {k[index]:g} at index {index}")
+        if k.max() < SMALLEST_MD:
+            raise ValueError(
+                f"permeability_md looks like m^2, not mD: its largest value is {k.max():g} "
+                f"(< {SMALLEST_MD:g}); convert with 1 mD = {M2_PER_MD:g} m^2"
+            )
+        try:
+            validate_grid(self.model.config["modes"], (nz, nx))
+        except ValueError as err:
+            raise ValueError(f"permeability_md grid {nz}x{nx} is too coarse: {err}") from None
+        rate = _per_sample("rate_m3_per_day", rate_m3_per_day, n, ()).astype(np.float64)
+        if not np.all(np.isfinite(rate) & (rate > 0)):
+            raise ValueError(f"rate_m3_per_day must be finite and > 0 m^3/day, got {rate_m3_per_day!r}")
+        injector = _cells("injector_zx", injector_zx, n, (nz, nx))
+        producer = _cells("producer_zx", producer_zx, n, (nz, nx))
+        same = np.flatnonzero((injector == producer).all(axis=1))
+        if same.size:
+            raise ValueError(
+                f"injector and producer share the cell {tuple(injector[same[0]].tolist())} "
+                f"(sample {int(same[0])}); they must differ"
+            )
+        phi = _per_sample(
+            "porosity",
+            np.broadcast_to(porosity, (nz, nx)) if np.ndim(porosity) == 0 else porosity,
+            n,
+            (nz, nx),
+        ).astype(np.float64)
+        if not np.all((phi > 0) & (phi <= 1)):
+            raise ValueError(f"porosity must lie in (0, 1], got values in [{phi.min():g}, {phi.max():g}]")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+
+        grid = self.prediction_grid((nz, nx))
+        out = np.empty((n, self._times.size, nz, nx), dtype=np.float32)
+        # Device-to-host copies into pageable memory crawl (~1 GB/s); stage them in pinned memory.
+        staging = torch.empty((min(n, batch_size), *out.shape[1:]), pin_memory=self.device.type == "cuda")
+        autocast = torch.autocast(
+            self.device.type,
+            dtype=reduced_dtype(self.device),
+            enabled=self.model.precision != "full",
+        )
+        with torch.inference_mode(), autocast:
+            for start in range(0, n, batch_size):
+                part = slice(start, start + batch_size)
+                x = self.normalisers.encode(
+                    k[part],
+                    phi[part],
+                    rate[part],
+                    injector[part],
+                    producer[part],
+                    grid.z_m,
+                    grid.x_m,
+                )
+                y = self.model(torch.from_numpy(x).to(self.device))
+                host = staging[: y.shape[0]]
+                host.copy_(y.float().clamp_(0.0, self.max_saturation))
+                out[part] = host.numpy()
+        coords = {
+            "time": (
+                "time",
+                self._times,
+                {"units": "d", "long_name": "time since injection start"},
+            ),
+            "z": ("z", grid.z_m, {"units": "m", "long_name": "depth below the section top"}),
+            "x": ("x", grid.x_m, {"units": "m", "long_name": "horizontal position"}),
+        }
+        attrs = {"units": "1", "long_name": "CO2 saturation (FNO surrogate)"}
+        if single:
+            return xr.DataArray(out[0], coords, ("time", "z", "x"), "saturation", attrs)
+        coords["sample"] = ("sample", np.arange(n))
+        return xr.DataArray(out, coords, ("sample", "time", "z", "x"), "saturation", attrs)
+
+
+def load_surrogate(
+    run_dir: str | os.PathLike, device: str | torch.device = "cpu", precision: str | None = None
+) -> Surrogate:
+    """The surrogate saved in ``run_dir`` (its ``model.pt``, or that file's path itself).
+
+    ``precision`` (full/half/mixed) overrides the one the model was last trained in.
+    """
+    path = Path(run_dir)
+    path = path / MODEL_FILE if path.is_dir() else path
+    state = load_torch_file(path, MODEL_FORMAT, FORMAT_VERSION, MODEL_KEYS)
+    if list(state.get("input_channels", [])) != list(INPUT_CHANNELS):
+        raise ValueError(
+            f"{path}: input channels {state.get('input_channels')!r} differ from this "
+            f"version's {list(INPUT_CHANNELS)}"
+        )
+    try:
+        normalisers = Normalisers.from_dict(state["normalisers"])
+        grid = Grid(**state["grid"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from None
+    model = build_model(state["model_config"], path)
+    load_weights(model, state["state_dict"], path, "model weights")
+    if precision is not None:
+        model.set_precision(precision)
+    return Surrogate(
+        model,
+        normalisers,
+        grid,
+        state["times_days"],
+        state["max_saturation"],
+        split=state.get("split"),
+        device=device,
+    )
+
+
+def evaluate(
+    surrogate: Surrogate, store: str | os.PathLike, split: str = "test", batch_size: int = 32
+) -> dict[str, Any]:
+    """Relative L2 error ``||pred - truth|| / ||truth||`` per sample over (time, z, x).
+
+    ``split`` is one of the run's splits (train/val/test, by sample index) or ``"all"`` (every
+    done sample). The store may have another resolution than the training one (same section and
+    report times): that measures zero-shot super-resolution.
+    """
+    summary = read_store(store)
+    if not np.allclose(summary.times_days, surrogate.times_days):
+        raise ValueError(
+            f"{summary.path} reports at {summary.times_days.tolist()} days; the surrogate "
+            f"predicts {surrogate.times_days.tolist()}"
+        )
+    g, s = summary.grid, surrogate.grid
+    extent, trained = (g.nz * g.dz_m, g.nx * g.dx_m), (s.nz * s.dz_m, s.nx * s.dx_m)
+    if not np.allclose(extent, trained):
+        raise ValueError(
+            f"{summary.path} covers a {extent[0]:g} m x {extent[1]:g} m section; the surrogate "
+            f"was trained on {trained[0]:g} m x {trained[1]:g} m"
+        )
+    if split == "all":
+        indices = summary.done_indices
+    elif split in SPLITS:
+        if surrogate.split is None or surrogate.split[split].size == 0:
+            raise ValueError(f"the surrogate records no {split!r} samples; use split='all'")
+        indices = summary.check_done(surrogate.split[split])
+    else:
+        raise ValueError(f"split must be one of {(*SPLITS, 'all')}, got {split!r}")
+    handle = open_fields(summary.path)
+    errors = []
+    for start in range(0, indices.size, batch_size):
+        part = indices[start : start + batch_size]
+        k, phi = read_fields(summary, part, handle)
+        truth = read_saturation(summary, part, handle)
+        pred = surrogate.predict(
+            k,
+            rate_m3_per_day=summary.rate_m3_per_day[part],
+            injector_zx=summary.injector_zx[part],
+            producer_zx=summary.producer_zx[part],
+            porosity=phi,
+            batch_size=batch_size,
+        ).values
+        diff = np.linalg.norm((pred - truth).reshape(part.size, -1), axis=1)
+        errors.append(diff / np.maximum(np.linalg.norm(truth.reshape(part.size, -1), axis=1), 1e-12))
+    rel = np.concatenate(errors)
+    return {
+        "store": summary.path,
+        "split": split,
+        "n_samples": int(indices.size),
+        "grid": [g.nz, g.nx],
+        "rel_l2_mean": float(rel.mean()),
+        "rel_l2_median": float(np.median(rel)),
+        "rel_l2_max": float(rel.max()),
+        "per_sample": {str(int(i)): float(e) for i, e in zip(indices, rel, strict=True)},
+    }

@@ -231,6 +231,7 @@ class _Simulator:
         self.brine_mobility_max = 1.0 / (fl.brine_viscosity_cp * CP_TO_PA_S)
         self.p = self.p_hydro.copy()
         self._lu = None
+        self.v_total, self.well_rate, self.stable_dt_s = None, 0.0, np.inf  # set by solve_pressure
         self.max_bound_violation = 0.0
 
     # -- pressure ------------------------------------------------------------------------------
@@ -280,6 +281,17 @@ class _Simulator:
         self.v_total = f.trans_m3 * (lw * (dp - self.rho_g_dz_w) + lg * (dp - self.rho_g_dz_g))
         self.well_rate = c * (p_well - self.p[well]) if self.prod is not None else 0.0
         self.stable_dt_s = self._stable_dt_s()  # depends on the fluxes only: fixed until the next solve
+
+    def pressure_at(self, s: np.ndarray) -> np.ndarray:
+        """Pressure consistent with ``s``, leaving the transport state as it was.
+
+        Reporting pressure must not change the saturation history, so the solver state is restored.
+        """
+        saved = (self.p, self.v_total, self.well_rate, self.stable_dt_s, self._lu)
+        self.solve_pressure(s)
+        p = self.p
+        self.p, self.v_total, self.well_rate, self.stable_dt_s, self._lu = saved
+        return p
 
     def _solve_spd(self, a: sp.csc_matrix, b: np.ndarray, x0: np.ndarray) -> np.ndarray:
         """Solve ``a x = b``: CG preconditioned by the LU factors of an earlier pressure matrix.
@@ -371,8 +383,8 @@ def simulate(
 
     ``permeability_md`` and ``porosity`` (scalar or field) are ``(z, x)`` arrays on ``config.grid``.
     ``initial_saturation`` defaults to no CO2. ``progress`` is called with the simulated time in days
-    after each report time. With ``record_pressure=False`` the pressure is not re-solved at report
-    times (it is only needed there for the output) and ``pressure_pa`` is None.
+    after each report time. With ``record_pressure=True`` the pressure is solved at each report
+    time for the output only (the saturation is the same either way); otherwise ``pressure_pa`` is None.
     """
     config = SimulationConfig() if config is None else config
     k, phi = validate_rock(permeability_md, porosity, config.grid)
@@ -404,11 +416,8 @@ def simulate(
             t_s += dt
             n_steps += 1
         if record_pressure:
-            if s is not s_at_solve:  # pressure consistent with the reported saturation
-                sim.solve_pressure(s)
-                n_solves += 1
-                s_at_solve = s
-            pres[k_t] = sim.p.reshape(config.grid.shape)
+            pres[k_t] = sim.pressure_at(s).reshape(config.grid.shape)
+            n_solves += 1
         sat[k_t] = s.reshape(config.grid.shape)
         produced[k_t] = produced_total
         if progress is not None:

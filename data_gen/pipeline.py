@@ -120,7 +120,7 @@ def run_chunk(path: str, config: StoreConfig, chunk_index: int, retries: int = 1
                 if index in forced:
                     raise RuntimeError(f"injected failure ({FAIL_SAMPLES_ENV})")
                 scenario = sample_scenario(config.space, config.master_seed, index)
-                permeability_md, porosity, result = run_scenario(scenario)
+                permeability_md, porosity, result = run_scenario(scenario, config.with_pressure)
             except Exception as err:  # one bad sample must not sink its chunk
                 error = f"{type(err).__name__}: {err}"
                 continue

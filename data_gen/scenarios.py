@@ -330,7 +330,12 @@ def sample_scenario(space: ScenarioSpace, master_seed: int, index: int) -> Scena
     )
 
 
-def run_scenario(scenario: Scenario) -> tuple[np.ndarray, np.ndarray, SimulationResult]:
-    """Build the rock of ``scenario`` and simulate it: (permeability mD, porosity, result)."""
+def run_scenario(
+    scenario: Scenario, record_pressure: bool = False
+) -> tuple[np.ndarray, np.ndarray, SimulationResult]:
+    """Build the rock of ``scenario`` and simulate it: (permeability mD, porosity, result).
+
+    Pressure at report times costs extra solves, so it is recorded only when asked for.
+    """
     k_md, phi = scenario.permeability_md(), scenario.porosity()
-    return k_md, phi, simulate(k_md, phi, scenario.config)
+    return k_md, phi, simulate(k_md, phi, scenario.config, record_pressure=record_pressure)

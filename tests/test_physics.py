@@ -238,3 +238,14 @@ def test_config_round_trips_through_json():
     config = SimulationConfig(fluids=RESIDUAL_FLUIDS, rate_m3_per_day=75.0)
     again = SimulationConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config
+
+
+def test_recording_pressure_does_not_change_the_saturation():
+    rng = np.random.default_rng(5)
+    grid = Grid(nz=16, nx=16)
+    k = np.exp(rng.normal(np.log(50.0), 1.0, grid.shape))
+    config = SimulationConfig(grid=grid, injector_zx=(10, 1), producer_zx=(8, 14), rate_m3_per_day=20.0)
+    with_p = simulate(k, 0.25, config, record_pressure=True)
+    without = simulate(k, 0.25, config, record_pressure=False)
+    np.testing.assert_array_equal(with_p.saturation, without.saturation)
+    assert without.pressure_pa is None and with_p.pressure_pa.shape == with_p.saturation.shape

@@ -57,7 +57,7 @@ def test_failure_is_reported_then_resume_completes_the_store(tmp_path, monkeypat
     ds = open_dataset(path, require_complete=True).load()
     for i in range(6):  # every stored sample equals the scenario simulated alone, bit for bit
         scenario = sample_scenario(SPACE, 21, i)
-        k, phi, result = run_scenario(scenario)
+        k, phi, result = run_scenario(scenario, record_pressure=True)
         np.testing.assert_array_equal(ds.permeability[i], k.astype(np.float32))
         np.testing.assert_array_equal(ds.saturation[i], result.saturation.astype(np.float32))
         np.testing.assert_array_equal(ds.pressure[i], result.pressure_pa.astype(np.float32))

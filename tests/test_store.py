@@ -77,7 +77,7 @@ def test_schema_of_a_written_store(tmp_path, space):
         assert "zstd" in [codec.to_dict()["name"] for codec in array.metadata.codecs], name
 
     # the stored sample equals the scenario simulated alone (float32 on disk)
-    k, phi, result = run_scenario(sample_scenario(space, 5, 3))
+    k, phi, result = run_scenario(sample_scenario(space, 5, 3), record_pressure=True)
     np.testing.assert_array_equal(ds.permeability[3], k.astype(np.float32))
     np.testing.assert_array_equal(ds.saturation[3], result.saturation.astype(np.float32))
     np.testing.assert_array_equal(ds.pressure[3], result.pressure_pa.astype(np.float32))

@@ -23,7 +23,7 @@ def plume_gallery(ds: xr.Dataset, n_samples: int = 4, n_times: int = 3) -> plt.F
     samples = np.flatnonzero(ds["done"].values)[:n_samples]
     if samples.size == 0:
         raise ValueError("the store holds no finished samples yet (its `done` ledger is all False)")
-    times = np.linspace(1, ds.sizes["time"] - 1, n_times).round().astype(int)
+    times = np.linspace(0, ds.sizes["time"] - 1, n_times + 1)[1:].round().astype(int)
     extent = [0.0, float(ds.x[-1] + ds.x[0]), float(ds.z[-1] + ds.z[0]), 0.0]
     fig, axes = plt.subplots(
         samples.size, n_times + 1, figsize=(3.0 * (n_times + 1), 2.7 * samples.size), squeeze=False

@@ -6,8 +6,7 @@ command stay light: torch loads only when a model-side name is first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from data_gen.lazy import lazy_exports
 
 _EXPORTS = {
     "FNO": "ccs_fno.nn",
@@ -32,13 +31,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'ccs_fno' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("ccs_fno", globals(), _EXPORTS)

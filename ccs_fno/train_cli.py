@@ -13,6 +13,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from data_gen.cli import number_type
+
 PRECISION_CHOICES = ("full", "half", "mixed")  # ccs_fno.nn.PRECISIONS, without importing torch
 # TrainConfig fields settable from the command line (argparse dest -> field).
 TRAIN_OPTIONS = (
@@ -33,20 +35,6 @@ TRAIN_OPTIONS = (
 MODEL_OPTIONS = {"width": "width", "modes": "modes", "layers": "n_layers"}
 
 
-def _number(kind: type, minimum: float, strict: bool = False):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum or (strict and value == minimum):
-            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-            raise argparse.ArgumentTypeError(f"must be a {kind.__name__} {bound}, got {text!r}")
-        return value
-
-    return parse
-
-
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``train`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
@@ -63,15 +51,15 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument("store", metavar="STORE", help="Zarr store written by `ccs-fno generate`")
     parser.add_argument("--run-dir", required=True, help="directory of the run's files")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    parser.add_argument("--epochs", type=_number(int, 1))
-    parser.add_argument("--batch-size", type=_number(int, 1))
-    parser.add_argument("--lr", type=_number(float, 0, strict=True), help="AdamW learning rate")
-    parser.add_argument("--weight-decay", type=_number(float, 0))
+    parser.add_argument("--epochs", type=number_type(int, 1))
+    parser.add_argument("--batch-size", type=number_type(int, 1))
+    parser.add_argument("--lr", type=number_type(float, 0, strict=True), help="AdamW learning rate")
+    parser.add_argument("--weight-decay", type=number_type(float, 0))
     parser.add_argument("--scheduler", choices=("cosine", "step"))
-    parser.add_argument("--h1-weight", type=_number(float, 0), help="weight of the H1 loss term")
-    parser.add_argument("--width", type=_number(int, 1), help="FNO channel width")
-    parser.add_argument("--modes", type=_number(int, 1), help="Fourier modes kept along z and x")
-    parser.add_argument("--layers", type=_number(int, 1), help="Fourier layers")
+    parser.add_argument("--h1-weight", type=number_type(float, 0), help="weight of the H1 loss term")
+    parser.add_argument("--width", type=number_type(int, 1), help="FNO channel width")
+    parser.add_argument("--modes", type=number_type(int, 1), help="Fourier modes kept along z and x")
+    parser.add_argument("--layers", type=number_type(int, 1), help="Fourier layers")
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument("--precision", choices=PRECISION_CHOICES, help="one precision throughout")
     precision.add_argument(
@@ -79,11 +67,11 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         metavar="SCHEDULE",
         help="e.g. 'half:0.7,full': half for the first 70%% of epochs, then full",
     )
-    parser.add_argument("--seed", type=_number(int, 0), help="initialisation and shuffling seed")
-    parser.add_argument("--split-seed", type=_number(int, 0), help="train/val/test split seed")
-    parser.add_argument("--val-fraction", type=_number(float, 0, strict=True))
-    parser.add_argument("--test-fraction", type=_number(float, 0))
-    parser.add_argument("--num-workers", type=_number(int, 0), help="DataLoader worker processes")
+    parser.add_argument("--seed", type=number_type(int, 0), help="initialisation and shuffling seed")
+    parser.add_argument("--split-seed", type=number_type(int, 0), help="train/val/test split seed")
+    parser.add_argument("--val-fraction", type=number_type(float, 0, strict=True))
+    parser.add_argument("--test-fraction", type=number_type(float, 0))
+    parser.add_argument("--num-workers", type=number_type(int, 0), help="DataLoader worker processes")
     parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument(
         "--deterministic",
@@ -116,7 +104,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         default="test",
         help="the run's split of sample indices, or all done samples (default test)",
     )
-    parser.add_argument("--batch-size", type=_number(int, 1), default=32)
+    parser.add_argument("--batch-size", type=number_type(int, 1), default=32)
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--precision", choices=PRECISION_CHOICES, help="override the model's")
     parser.add_argument("--output", metavar="FILE", help="also write the JSON to FILE")

@@ -6,8 +6,7 @@ Never imports torch or ccs_fno, so dask workers stay light. The public API is re
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from data_gen.lazy import lazy_exports
 
 _EXPORTS = {
     "Grid": "data_gen.grid",
@@ -42,13 +41,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'data_gen' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("data_gen", globals(), _EXPORTS)

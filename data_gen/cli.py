@@ -16,14 +16,18 @@ GEOLOGY_CHOICES = (
 )  # data_gen.geology.GEOLOGY_KINDS, without importing GSTools
 
 
-def _integer(minimum: int):
-    def parse(text: str) -> int:
+def number_type(kind: type, minimum: float, strict: bool = False):
+    """An argparse ``type`` parsing ``kind`` (int or float) >= ``minimum`` (> with ``strict``)."""
+    name = {int: "an integer", float: "a number"}[kind]
+
+    def parse(text: str):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+            value = None
+        if value is None or value < minimum or (strict and value == minimum):
+            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be {name} {bound}, got {text!r}")
         return value
 
     return parse
@@ -41,14 +45,16 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         ),
     )
     parser.add_argument("out", metavar="OUT.zarr", help="path of the Zarr store to write")
-    parser.add_argument("--samples", type=_integer(1), required=True, help="number of samples")
+    parser.add_argument("--samples", type=number_type(int, 1), required=True, help="number of samples")
     parser.add_argument("--geology", choices=GEOLOGY_CHOICES, required=True)
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_integer(1), help="local worker processes (default: one per core)")
+    where.add_argument(
+        "--workers", type=number_type(int, 1), help="local worker processes (default: one per core)"
+    )
     where.add_argument(
         "--scheduler", metavar="ADDRESS", help="address of a running dask scheduler to use instead"
     )
-    parser.add_argument("--seed", type=_integer(0), default=0, help="master seed (default 0)")
+    parser.add_argument("--seed", type=number_type(int, 0), default=0, help="master seed (default 0)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--resume",
@@ -57,11 +63,11 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     )
     mode.add_argument("--overwrite", action="store_true", help="replace an existing store")
     parser.add_argument(
-        "--samples-per-chunk", type=_integer(1), default=4, help="samples per Zarr chunk and task"
+        "--samples-per-chunk", type=number_type(int, 1), default=4, help="samples per Zarr chunk and task"
     )
     parser.add_argument(
         "--resolution",
-        type=_integer(2),
+        type=number_type(int, 2),
         default=64,
         help="cells along x and z of the 960 m section (default 64: 15 m cells)",
     )
@@ -74,7 +80,9 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         default=(50.0, 150.0),
         help="injection rate range in m3/day (default 50 150)",
     )
-    parser.add_argument("--retries", type=_integer(0), default=1, help="extra attempts of a failing sample")
+    parser.add_argument(
+        "--retries", type=number_type(int, 0), default=1, help="extra attempts of a failing sample"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_generate)
     return parser

@@ -33,7 +33,8 @@ from ccs_fno.data import (
 )
 from ccs_fno.nn import FNO, reduced_dtype
 from ccs_fno.nn.spectral import validate_grid
-from ccs_fno.train import FORMAT_VERSION, MODEL_FILE, MODEL_FORMAT, MODEL_KEYS, resolve_device
+from ccs_fno.train import FORMAT_VERSION, MODEL_FILE, MODEL_FORMAT, MODEL_KEYS
+from ccs_fno.train_config import resolve_device
 from data_gen.grid import Grid
 
 M2_PER_MD = 9.869233e-16

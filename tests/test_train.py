@@ -21,12 +21,11 @@ from ccs_fno.train import (
     ModelConfig,
     TrainConfig,
     Trainer,
-    parse_precision_schedule,
-    precision_at,
     relative_h1_seminorm,
     relative_l2,
 )
 from ccs_fno.train_cli import main as cli_main
+from ccs_fno.train_config import parse_precision_schedule, precision_at
 from data_gen.pipeline import run_chunk
 from data_gen.scenarios import default_space
 from data_gen.store import create_store, read_config

@@ -1,0 +1,156 @@
+"""A real JupyterLab server and a real headless Chromium (Playwright) for browser tests.
+
+Used by ``tests/test_browser.py`` and ``bench/screenshot_explorer.py``. Chromium is the system
+one (Debian package ``chromium``); Playwright's own browser downloads are never used. Everything
+runs offline: JupyterLab's news and update checks are switched off and the test records every
+request that leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHROMIUM = os.environ.get("CCS_FNO_CHROMIUM", "/usr/bin/chromium")
+# Root in a container, no GPU, no network: what Chromium needs to start and stay quiet.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+)
+_NO_NEWS = {"fetchNews": "false", "checkForUpdates": False}
+
+
+def require_chromium() -> str:
+    """The Chromium executable, or an AssertionError saying how to install it."""
+    if not Path(CHROMIUM).is_file():
+        raise AssertionError(
+            f"Chromium not found at {CHROMIUM}: install it (`apt-get install -y chromium`, done by "
+            "`make browser-deps`) or point CCS_FNO_CHROMIUM at a Chromium executable"
+        )
+    return CHROMIUM
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Lab:
+    """A running JupyterLab: ``url`` (no token), ``token``, its ``root_dir`` and ``log`` file."""
+
+    url: str
+    token: str
+    root_dir: Path
+    log: Path
+    external_requests: list[str] = field(default_factory=list)
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}/lab/tree/{name}?token={self.token}"
+
+
+@contextmanager
+def jupyter_lab(root_dir: Path, state_dir: Path, timeout_s: float = 120.0) -> Iterator[Lab]:
+    """Start ``jupyter lab`` serving ``root_dir`` (settings, runtime files in ``state_dir``)."""
+    port, token = _free_port(), secrets.token_hex(16)
+    settings = state_dir / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps(_NO_NEWS))
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(state_dir / "config"),
+        JUPYTER_RUNTIME_DIR=str(state_dir / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(state_dir / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(state_dir / "workspaces"),
+    )
+    command = [
+        str(Path(sys.executable).with_name("jupyter")),
+        "lab",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--port={port}",
+        f"--ServerApp.token={token}",
+        f"--ServerApp.root_dir={root_dir}",
+        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: run commands from the test
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    log = state_dir / "jupyterlab.log"
+    with open(log, "w") as log_file:
+        server = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if server.poll() is not None:
+                raise AssertionError(f"jupyter lab exited with {server.returncode}:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"jupyter lab not ready after {timeout_s:g} s:\n{log.read_text()}"
+                    ) from None
+                time.sleep(0.5)
+        yield Lab(url, token, root_dir, log)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@contextmanager
+def chromium_page(lab: Lab, width: int = 1400, height: int = 1000) -> Iterator:
+    """A page of a fresh headless Chromium; requests that leave 127.0.0.1 go to
+    ``lab.external_requests`` (and fail: there is no network)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = require_chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS))
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+
+            def record(request) -> None:
+                if not request.url.startswith((lab.url, "data:", "blob:", "about:")):
+                    lab.external_requests.append(request.url)
+
+            page.on("request", record)
+            yield page
+        finally:
+            browser.close()
+
+
+KERNEL_IDLE_JS = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const kernel = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return Boolean(kernel) && kernel.status === 'idle';
+}"""
+RUN_ALL_JS = "() => window.jupyterapp.commands.execute('notebook:run-all-cells')"
+
+
+def open_and_run_all(page, lab: Lab, notebook: str, timeout_s: float = 120.0) -> None:
+    """Open ``notebook`` in JupyterLab, wait for its kernel, and run all its cells."""
+    page.goto(lab.notebook_url(notebook))
+    page.wait_for_function(KERNEL_IDLE_JS, timeout=timeout_s * 1000)
+    page.evaluate(RUN_ALL_JS)

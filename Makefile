@@ -30,10 +30,23 @@ lint: $(STAMP)
 test: $(STAMP) chromium lint
 	$(BIN)/pytest -q
 
+# The main job: the three notebooks headless (papermill), small defaults (~10 min on 2 cores).
+PAPERMILL := $(BIN)/papermill --cwd notebooks --no-progress-bar
+DEMO_SAMPLES ?= 96
+DEMO_RESOLUTION ?= 32
+DEMO_EPOCHS ?= 20
+
 demo: $(STAMP)
-	$(BIN)/ccs-fno generate outputs/demo.zarr --samples 8 --geology channel --workers 2 --overwrite
-	$(BIN)/python -m data_gen.plots outputs/demo.zarr outputs/plumes.png
-	@echo "Plume figure: outputs/plumes.png"
+	mkdir -p outputs
+	$(PAPERMILL) notebooks/01_generate_data.ipynb outputs/01_generate_data.ipynb \
+	  -p n_samples $(DEMO_SAMPLES) -p resolution $(DEMO_RESOLUTION) -p overwrite True
+	$(PAPERMILL) notebooks/02_train_surrogate.ipynb outputs/02_train_surrogate.ipynb \
+	  -p epochs $(DEMO_EPOCHS) -p device cpu
+	$(PAPERMILL) notebooks/03_explore_scenarios.ipynb outputs/03_explore_scenarios.ipynb -p simulate True
+	$(BIN)/python -m data_gen.plots outputs/data/channel.zarr outputs/figures/plumes.png
+	@echo
+	@echo "Executed notebooks in outputs/, figures in outputs/figures/. To explore interactively:"
+	@echo "  $(BIN)/jupyter lab outputs/03_explore_scenarios.ipynb   (or notebooks/ to start over)"
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_simulator.py

@@ -9,7 +9,6 @@ from dataclasses import replace
 import holoviews as hv
 import numpy as np
 import pytest
-import torch
 from bokeh.models import GlyphRenderer, Plot
 from bokeh.models import Image as BokehImage
 from tiny_run import TINY_TIMES_DAYS, build_tiny_run
@@ -22,13 +21,7 @@ from data_gen.physics import simulate
 from data_gen.scenarios import default_space
 from data_gen.store import create_store
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's cores are shared
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ from data_gen.store import create_store, read_config
 TIMES = (0.0, 250.0, 500.0, 750.0, 1000.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's cores are shared
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _store(path, resolution, n_samples):

@@ -21,6 +21,7 @@ import statistics
 import time
 
 import torch
+from activation_memory import saved_bytes  # bench/ is on sys.path when run as a script
 
 from ccs_fno.nn import FNO, PRECISIONS
 
@@ -45,25 +46,6 @@ def batch(layout: str, size: int, device: str) -> tuple[torch.Tensor, torch.Tens
         x = x[..., None].expand(-1, -1, -1, -1, TIMES).contiguous()
         y = torch.rand(size, 1, SIZE, SIZE, TIMES, generator=g)
     return x.to(device), y.to(device)
-
-
-def saved_bytes(model: FNO, x: torch.Tensor, y: torch.Tensor) -> int:
-    """Unique storage bytes saved for backward by one forward + loss; parameters and the data
-    batch (x, y: held by the loader anyway) excluded."""
-    params = {t.untyped_storage().data_ptr() for t in (*model.parameters(), x, y)}
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in params:
-            storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = torch.nn.functional.mse_loss(model(x), y)
-    loss.backward()
-    model.zero_grad(set_to_none=True)
-    return sum(storages.values())
 
 
 def step_times(model: FNO, x: torch.Tensor, y: torch.Tensor, repeats: int) -> tuple[float, int]:
@@ -118,7 +100,8 @@ def main() -> None:
     x, y = batch(args.layout, args.batch, args.device)
     for precision in args.precisions.split(","):
         model = build(args.layout, precision, args.width, args.modes, args.layers, args.device)
-        one, total = saved_bytes(model, x1, y1), saved_bytes(model, x, y)
+        mse = torch.nn.functional.mse_loss
+        one, total = saved_bytes(model, x1, y1, mse), saved_bytes(model, x, y, mse)
         per_sample = (total - one) / max(args.batch - 1, 1)
         fixed = total - per_sample * args.batch
         seconds, peak = step_times(model, x, y, args.repeats)

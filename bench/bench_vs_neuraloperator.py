@@ -50,6 +50,7 @@ from pathlib import Path
 import neuralop
 import numpy as np
 import torch
+from activation_memory import saved_bytes  # bench/ is on sys.path when run as a script
 from neuralop.models import FNO as NeuralopFNO
 from torch import nn
 
@@ -149,23 +150,8 @@ def first_error(fn: Callable[[], object]) -> str | None:
     return None
 
 
-def saved_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
-    """Unique storage bytes saved for backward by one forward + relative-L2 loss; parameters
-    and the data batch (held by the loader anyway) excluded."""
-    excluded = {t.untyped_storage().data_ptr() for t in (*model.parameters(), x, y)}
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in excluded:
-            storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = relative_l2(model(x).float(), y).mean()
-    loss.backward()
-    model.zero_grad(set_to_none=True)
-    return sum(storages.values())
+def _rel_l2_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return relative_l2(pred.float(), target).mean()
 
 
 def timed_step(stepper: Stepper, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -365,7 +351,7 @@ def main() -> None:
             row["train_s"].append(sum(steps))
             row["steps"].extend(steps[min(2, len(steps) - 1) :])  # the first two warm up
             row["params"] = parameter_count(stepper.model)
-            row["saved"] = saved_bytes(stepper.model.train(), x_probe, y_probe)
+            row["saved"] = saved_bytes(stepper.model.train(), x_probe, y_probe, _rel_l2_loss)
         emit(
             f"  seed {seed}: test rel. L2 "
             + ", ".join(f"{name} {row['test'][-1]:.4f}" for name, row in rows.items())
@@ -377,7 +363,7 @@ def main() -> None:
     canonical = []
     for spec in specs:
         model = build(spec, c["times"], c["width"], c["modes"], args.seed).to(device)
-        rows[spec.name]["saved_c"] = saved_bytes(model, x_c, y_c)
+        rows[spec.name]["saved_c"] = saved_bytes(model, x_c, y_c, _rel_l2_loss)
         canonical.append(Stepper(spec, model, args.lr, args.weight_decay))
     for name, seconds in median_step_s(canonical, x_c, y_c, args.repeats).items():
         rows[name]["step_c"] = seconds

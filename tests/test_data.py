@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from stores import build_store
 from torch.utils.data import DataLoader
 
 from ccs_fno.data import (
@@ -19,9 +20,9 @@ from ccs_fno.data import (
     read_store,
     split_samples,
 )
-from data_gen.pipeline import FAIL_SAMPLES_ENV, run_chunk
+from data_gen.pipeline import FAIL_SAMPLES_ENV
 from data_gen.scenarios import default_space
-from data_gen.store import create_store, open_dataset, read_config
+from data_gen.store import create_store, open_dataset
 
 TIMES = (0.0, 500.0, 1000.0)
 FAILED = 5  # a sample whose simulation "fails": not done in the store
@@ -30,15 +31,9 @@ FAILED = 5  # a sample whose simulation "fails": not done in the store
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """12 channel samples on 16x16 cells, sample FAILED left not done."""
-    path = tmp_path_factory.mktemp("data") / "s.zarr"
-    space = default_space("channel", resolution=16, report_times_days=TIMES)
-    create_store(path, space, master_seed=3, n_samples=12, samples_per_chunk=4)
-    config = read_config(path)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(FAIL_SAMPLES_ENV, str(FAILED))
-        for chunk in range(config.n_chunks):
-            run_chunk(str(path), config, chunk, retries=0)
-    return path
+        return build_store(tmp_path_factory.mktemp("data") / "s.zarr", 12, 3, TIMES, retries=0)
 
 
 def test_split_is_deterministic_disjoint_and_complete():

@@ -7,14 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from stores import build_store
 
 from ccs_fno.data import ZarrSaturationDataset, read_fields, read_saturation, read_store
 from ccs_fno.surrogate import Surrogate, evaluate, load_surrogate
 from ccs_fno.train import CHECKPOINT_FILE, MODEL_FILE, ModelConfig, TrainConfig, Trainer
 from ccs_fno.train_cli import main as cli_main
-from data_gen.pipeline import run_chunk
-from data_gen.scenarios import default_space
-from data_gen.store import create_store, read_config
 
 TIMES = (0.0, 250.0, 500.0, 750.0, 1000.0)
 
@@ -23,12 +21,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _store(path, resolution, n_samples):
-    space = default_space("channel", resolution=resolution, report_times_days=TIMES)
-    create_store(path, space, master_seed=2, n_samples=n_samples, samples_per_chunk=4)
-    config = read_config(path)
-    for chunk in range(config.n_chunks):
-        run_chunk(str(path), config, chunk)
-    return path
+    return build_store(path, n_samples, 2, TIMES, resolution=resolution)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from stores import build_store
 
 from ccs_fno.data import INPUT_CHANNELS
 from ccs_fno.train import (
@@ -26,9 +27,6 @@ from ccs_fno.train import (
 )
 from ccs_fno.train_cli import main as cli_main
 from ccs_fno.train_config import parse_precision_schedule, precision_at
-from data_gen.pipeline import run_chunk
-from data_gen.scenarios import default_space
-from data_gen.store import create_store, read_config
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 TIMES = (0.0, 250.0, 500.0, 750.0, 1000.0)
@@ -49,13 +47,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """16 channel samples on 16x16 cells, 5 report times: train 12, val 2, test 2."""
-    path = tmp_path_factory.mktemp("train") / "s.zarr"
-    space = default_space("channel", resolution=16, report_times_days=TIMES)
-    create_store(path, space, master_seed=1, n_samples=16, samples_per_chunk=4)
-    config = read_config(path)
-    for chunk in range(config.n_chunks):
-        run_chunk(str(path), config, chunk)
-    return path
+    return build_store(tmp_path_factory.mktemp("train") / "s.zarr", 16, 1, TIMES)
 
 
 def _config(**overrides) -> TrainConfig:

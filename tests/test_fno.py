@@ -90,3 +90,20 @@ def test_bad_arguments_raise():
         _small()(torch.randn(2, 2, 16, 16, 3))
     with pytest.raises(ValueError, match=r"at least \(7, 7\)"):
         _small()(torch.randn(1, 2, 6, 16))
+
+
+def test_checkpoint_with_the_old_spectral_weight_layout_fails_clearly(tmp_path):
+    """A model saved before the spectral weights moved to [*modes, in, out, 2] (SpectralConv
+    layout version 1) does not load -- a clear error through the checkpoint loader."""
+    from ccs_fno.checkpoint import load_weights
+
+    model = _small()
+    state = model.state_dict()
+    for i in range(len(model.spectral)):
+        key = f"spectral.{i}.weight"
+        state[key] = state[key].permute(2, 3, 0, 1, 4).contiguous()  # [in, out, *modes, 2]
+        state._metadata[f"spectral.{i}"]["version"] = 1
+    torch.save(state, tmp_path / "old.pt")
+    old = torch.load(tmp_path / "old.pt", weights_only=True)  # the version survives a file
+    with pytest.raises(ValueError, match=r"spectral\.0\.weight was saved in SpectralConv's old layout"):
+        load_weights(_small(), old, tmp_path / "old.pt", "model weights")

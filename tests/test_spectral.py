@@ -32,7 +32,7 @@ def _brute_force(x: np.ndarray, weight: np.ndarray, modes: tuple[int, ...]) -> n
     pairs = ",".join(f"{a}{b}" for a, b in zip(s, k, strict=True))
     x_hat = np.einsum(f"bi{s},{pairs}->bi{k}", x, *dft)
     w = weight[..., 0] + 1j * weight[..., 1]
-    y_hat = np.einsum(f"bi{k},io{k}->bo{k}", x_hat, w)
+    y_hat = np.einsum(f"bi{k},{k}io->bo{k}", x_hat, w)
     y_hat = y_hat * np.where(freqs[-1] == 0, 1.0, 2.0)
     y = np.einsum(f"bo{k},{pairs}->bo{s}", y_hat, *[d.conj() for d in dft])
     return y.real / math.prod(spatial)
@@ -78,7 +78,7 @@ def test_fourier_padding_to_power_of_two_changes_nothing(modes, spatial, padded)
     band-limited ones), since only |k| < n/2 is kept. Plain spatial zero padding would not be:
     it changes the period from n to 2^k."""
     torch.manual_seed(2)
-    weight = torch.randn(3, 2, *[2 * m - 1 for m in modes[:-1]], modes[-1], 2, dtype=torch.float64)
+    weight = torch.randn(*[2 * m - 1 for m in modes[:-1]], modes[-1], 3, 2, 2, dtype=torch.float64)
     x = torch.randn(2, 3, *spatial, dtype=torch.float64)
     pow2 = tuple(1 << (n - 1).bit_length() for n in spatial)
     grids = {
@@ -167,3 +167,52 @@ def test_bad_arguments_raise():
         conv(torch.randn(2, 16, 16))
     with pytest.raises(ValueError, match="2 input channels, got 3"):
         conv(torch.randn(1, 3, 16, 16))
+
+
+def test_full_precision_step_makes_no_rearranged_weight_copy():
+    """The weight is stored as the contraction reads it ([*modes, in, out, 2]): a training step
+    in full precision copies no weight-sized tensor (forward, backward, grad accumulation)."""
+    from test_contract import weight_sized_copies
+
+    conv = SpectralConv(6, 6, (3, 4))
+    assert conv.weight.shape == (5, 4, 6, 6, 2)
+    x = torch.randn(2, 6, 8, 8)
+
+    def step() -> None:
+        conv(x).square().sum().backward()
+
+    step()
+    assert weight_sized_copies(step, conv.weight) == []
+
+
+def test_a_mode_block_is_a_slice_along_a_mode_axis():
+    conv = SpectralConv(3, 2, (3, 4)).double()
+    w = conv.weight.detach()
+    block = w[1:3]  # k_z = 1, 2 for every k_x, in, out
+    assert block.is_contiguous() and block.shape == (2, 4, 3, 2, 2)
+    torch.testing.assert_close(
+        torch.view_as_complex(block.contiguous())[1, 2], w[2, 2, ..., 0] + 1j * w[2, 2, ..., 1]
+    )
+
+
+@pytest.mark.parametrize(("channels", "modes"), [(3, (2, 2)), (5, (3, 5))])
+def test_old_weight_layout_is_refused_not_permuted(channels, modes):
+    """A state dict written with the version-1 layout [in, out, *modes, 2] fails to load with
+    a clear error -- also when both layouts have the same shape (5 channels, modes (3, 5))."""
+    conv = SpectralConv(channels, channels, modes)
+    old = conv.state_dict()
+    old["weight"] = conv.weight.detach().permute(3, 4, 0, 1, 2).contiguous()  # as version 1 stored it
+    old._metadata[""]["version"] = 1
+    before = conv.weight.detach().clone()
+    with pytest.raises(RuntimeError, match=r"old layout \[in, out, \*modes, 2\].*retrain"):
+        conv.load_state_dict(old)
+    with pytest.raises(RuntimeError, match="old layout"):
+        conv.load_state_dict(old, strict=False)
+    torch.testing.assert_close(conv.weight.detach(), before, rtol=0, atol=0)
+    conv.load_state_dict(conv.state_dict())  # the current layout loads
+
+
+def test_old_layout_shape_without_metadata_is_refused():
+    conv = SpectralConv(3, 3, (2, 2))
+    with pytest.raises(RuntimeError, match="old layout"):
+        conv.load_state_dict({"weight": torch.zeros(3, 3, 3, 2, 2)})

@@ -2,17 +2,29 @@
 
 Spectral weights live as real tensors with a trailing (re, im) axis of 2, because DDP cannot
 all-reduce complex parameters and because float16/bfloat16 complex arithmetic is patchy. The
-complex product ``y[b,o,k] = sum_i x[b,i,k] w[i,o,k]`` is therefore written as ONE real einsum
+complex product ``y[b,o,k] = sum_i x[b,i,k] w[k,i,o]`` is therefore written as ONE real einsum
 with a constant (2)x(2)->(2) structure tensor ``S[a,c,d]`` holding the sign pattern of complex
 multiplication::
 
-    y[b,o,k,d] = sum_{i,a,c} x[b,i,k,a] w[i,o,k,c] S[a,c,d]
+    y[b,o,k,d] = sum_{i,a,c} x[b,i,k,a] w[k,i,o,c] S[a,c,d]
 
 Three operands give three contraction orders (x·w, x·S or w·S first) whose intermediates are
 ``b·o·K·4``, ``b·i·K·4`` and ``i·o·K·4`` numbers: which one is smallest depends on batch and
 channel counts, and FLOP-optimal planners do not look at it. We pick the order with the smallest
-LARGEST intermediate (ties broken by FLOPs) by exhaustive search, and cache the plan per
-(equation, shapes, dtype).
+LARGEST intermediate (ties broken by FLOPs, then by operand order: x·w first) by exhaustive
+search, and cache the plan per (equation, shapes, dtype).
+
+Weight layout ``[*modes, i, o, 2]`` is the one the contraction consumes; both orders that
+involve the weight first are executed as matmuls on free views of it, so in full precision no
+rearranged copy of the weight is made, and its gradient comes out of the backward matmul already
+in the parameter's layout (no re-layout copy when it is accumulated):
+
+* x·w first (the plan when batch <= in_channels >= out_channels, e.g. every FNO layer at batch
+  <= width): one batched matmul over the K modes, ``[K, 2b, i] @ weight[K, i, 2o]``;
+* w·S first (batch > in_channels): ``weight[K·i·o, 2] @ S[2, 4]``.
+
+Only the x·S-first plan (in_channels < out_channels and < batch) is left to opt_einsum, whose
+torch.einsum rearranges the weight. Reduced precision casts the weight every step regardless.
 """
 
 from __future__ import annotations
@@ -142,11 +154,11 @@ def einsum(equation: str, *operands: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=8)
 def spectral_equation(n_mode_dims: int) -> str:
-    """Real einsum for x[b,i,modes..,a] · w[i,o,modes..,c] · S[a,c,d] -> y[b,o,modes..,d]."""
+    """Real einsum for x[b,i,modes..,a] · w[modes..,i,o,c] · S[a,c,d] -> y[b,o,modes..,d]."""
     if not 1 <= n_mode_dims <= len(_MODE_LETTERS):
         raise ValueError(f"n_mode_dims must be in 1..{len(_MODE_LETTERS)}, got {n_mode_dims}")
     m = _MODE_LETTERS[:n_mode_dims]
-    return f"bi{m}a,io{m}c,acd->bo{m}d"
+    return f"bi{m}a,{m}ioc,acd->bo{m}d"
 
 
 def complex_structure(dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
@@ -157,23 +169,55 @@ def complex_structure(dtype: torch.dtype, device: torch.device | str) -> torch.T
     return s
 
 
+def _contract_x_weight_first(x: torch.Tensor, weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """The x·w-first plan as one batched matmul over the modes, consuming the weight in place.
+
+    ``weight.reshape(K, i, 2o)`` is a view of a contiguous weight, so neither the forward nor
+    the backward pass (whose weight gradient ``xk^T @ grad`` is [K, i, 2o] contiguous, the
+    parameter's own layout) rearranges it; only the activation-sized x is permuted.
+    """
+    b, i, *modes, _ = x.shape
+    o = weight.shape[-2]
+    k = math.prod(modes)
+    xk = x.reshape(b, i, k, 2).permute(2, 0, 3, 1).reshape(k, 2 * b, i)  # [K, (b a), i]
+    xw = torch.bmm(xk, weight.reshape(k, i, 2 * o))  # [K, (b a), (o c)]: the plan's intermediate
+    y = torch.einsum("kbaoc,acd->bokd", xw.view(k, b, 2, o, 2), s)
+    return y.reshape(b, o, *modes, 2)
+
+
+def _contract_weight_structure_first(x: torch.Tensor, weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """The w·S-first plan: the weight enters as its free [K·i·o, 2] view (gradient in place)."""
+    b, i, *modes, _ = x.shape
+    o = weight.shape[-2]
+    k = math.prod(modes)
+    s2 = s.permute(1, 0, 2).reshape(2, 4)  # [c, (a d)]
+    w2 = (weight.reshape(k * i * o, 2) @ s2).view(k, i, o, 2, 2)  # the plan's intermediate
+    y = torch.einsum("bika,kioad->bokd", x.reshape(b, i, k, 2), w2)
+    return y.reshape(b, o, *modes, 2)
+
+
 def spectral_contract(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Complex channel mixing per mode, on real views.
 
-    x: [b, i, *modes, 2] (re, im); weight: [i, o, *modes, 2]; returns [b, o, *modes, 2]
+    x: [b, i, *modes, 2] (re, im); weight: [*modes, i, o, 2]; returns [b, o, *modes, 2]
     (contiguous), all in x's dtype (weight is cast to it: that cast makes the contraction
-    reduced-precision).
+    reduced-precision). The order is the cached memory-minimising plan (module docstring).
     """
     if x.shape[-1] != 2 or weight.shape[-1] != 2:
         raise ValueError(
             f"x and weight need a trailing (re, im) axis of 2; got {tuple(x.shape)}, {tuple(weight.shape)}"
         )
-    if x.dim() != weight.dim() or x.shape[1] != weight.shape[0] or x.shape[2:] != weight.shape[2:]:
+    if x.dim() != weight.dim() or x.shape[1] != weight.shape[-3] or x.shape[2:-1] != weight.shape[:-3]:
         raise ValueError(
-            f"x [b, i, *modes, 2] and weight [i, o, *modes, 2] do not match: "
+            f"x [b, i, *modes, 2] and weight [*modes, i, o, 2] do not match: "
             f"{tuple(x.shape)} vs {tuple(weight.shape)}"
         )
     weight = weight.to(x.dtype)
-    equation = spectral_equation(x.dim() - 3)
+    s = complex_structure(x.dtype, x.device)
+    plan = contraction_path(spectral_equation(x.dim() - 3), [x.shape, weight.shape, s.shape], x.dtype)
+    if plan.path[0] == (0, 1):
+        return _contract_x_weight_first(x, weight, s).contiguous()
+    if plan.path[0] == (1, 2):
+        return _contract_weight_structure_first(x, weight, s).contiguous()
     # Contiguous so that torch.view_as_complex accepts the result.
-    return einsum(equation, x, weight, complex_structure(x.dtype, x.device)).contiguous()
+    return plan(x, weight, s).contiguous()

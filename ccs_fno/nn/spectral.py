@@ -6,9 +6,17 @@ This symmetric set never contains a Nyquist frequency and is exactly representab
 with ``2 * modes - 1 <= n`` points per dim, so one set of weights defines the same operator at
 every resolution (zero-shot super-resolution) and in every precision.
 
-Weight layout: one real parameter ``[in, out, 2m_1 - 1, ..., 2m_{n-1} - 1, m_n, 2]`` with the
-non-last mode axes in FFT order (k = 0..m-1, then -(m-1)..-1) and a trailing (re, im) axis. A
-block of modes (for spatial sharding later) is a slice along a mode axis.
+Weight layout: one real parameter ``[2m_1 - 1, ..., 2m_{n-1} - 1, m_n, in, out, 2]`` -- the mode
+axes first, the non-last ones in FFT order (k = 0..m-1, then -(m-1)..-1), then in and out
+channels and a trailing (re, im) axis. This is the layout the contraction consumes
+(``ccs_fno.nn.contract``): per mode an [in, 2*out] matrix, read in place, so no rearranged copy
+of the weight is made per step in full precision and its gradient needs no re-layout either. A
+block of modes (for spatial sharding later) is a slice along a mode axis (contiguous for the
+first one). ``weight[..., 0] + 1j * weight[..., 1]`` is the complex weight w[k, i, o].
+
+Layout version 2 (``SpectralConv._version``). Version 1 stored ``[in, out, *modes, 2]``; loading a
+state dict written by it raises (RuntimeError from ``load_state_dict``) instead of silently
+reading channels as modes: no model had been shipped, so there is no conversion.
 
 Precision (``PRECISIONS``), per device:
 
@@ -45,6 +53,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -157,7 +166,7 @@ def spectral_conv(
 ) -> torch.Tensor:
     """Functional spectral convolution; returns the inverse-FFT dtype.
 
-    x: [b, i, *spatial]; weight: [i, o, *mode_axes, 2] (module docstring). ``forward_grid`` and
+    x: [b, i, *spatial]; weight: [*mode_axes, i, o, 2] (module docstring). ``forward_grid`` and
     ``inverse_grid`` are the grids the transforms run on (default: ``fft_grid`` of each stage's
     dtype); a grid larger than ``spatial`` means Fourier padding, which does not change the result.
     """
@@ -234,6 +243,8 @@ class SpectralConv(nn.Module):
     half-then-full schedule) does not change the function computed.
     """
 
+    _version = 2  # weight layout [*mode_axes, in, out, 2]; version 1 was [in, out, *mode_axes, 2]
+
     def __init__(
         self,
         in_channels: int,
@@ -253,10 +264,44 @@ class SpectralConv(nn.Module):
         self.tanh_preactivation = (
             precision != "full" if tanh_preactivation is None else bool(tanh_preactivation)
         )
-        mode_axes = [2 * m - 1 for m in modes[:-1]] + [modes[-1]]
         # Complex variance 1/in_channels per weight keeps the layer's output variance at O(1).
         std = (2.0 * in_channels) ** -0.5
-        self.weight = nn.Parameter(std * torch.randn(in_channels, out_channels, *mode_axes, 2))
+        self.weight = nn.Parameter(std * torch.randn(*self.weight_shape))
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        """``[*mode_axes, in, out, 2]`` (module docstring)."""
+        mode_axes = [2 * m - 1 for m in self.modes[:-1]] + [self.modes[-1]]
+        return (*mode_axes, self.in_channels, self.out_channels, 2)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # Refuse weights in the version-1 layout [in, out, *mode_axes, 2]: same numbers, other
+        # axes, and for some sizes even the same shape, so a plain load could silently permute.
+        version = local_metadata.get("version")
+        weight = state_dict.get(prefix + "weight")
+        old_shape = (self.in_channels, self.out_channels, *self.weight_shape[:-3], 2)
+        old_layout = (version is not None and version < 2) or (
+            weight is not None and tuple(weight.shape) == old_shape != self.weight_shape
+        )
+        if weight is not None and old_layout:
+            error_msgs.append(
+                f"{prefix}weight was saved in SpectralConv's old layout [in, out, *modes, 2] "
+                f"(layout version {version}); this version stores [*modes, in, out, 2] "
+                f"{list(self.weight_shape)} and does not convert old checkpoints: retrain the model"
+            )
+            return
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     @property
     def n_dim(self) -> int:

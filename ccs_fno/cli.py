@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from ccs_fno.train_cli import add_evaluate_parser, add_train_parser
-from data_gen.cli import add_generate_parser
+from data_gen.cli import add_generate_parser, add_verify_parser
 
-SUBCOMMANDS = (add_generate_parser, add_train_parser, add_evaluate_parser)
+SUBCOMMANDS = (add_generate_parser, add_verify_parser, add_train_parser, add_evaluate_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

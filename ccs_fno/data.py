@@ -32,7 +32,7 @@ import xarray as xr
 from torch.utils.data import Dataset
 
 from data_gen.grid import Grid
-from data_gen.store import open_dataset, read_config
+from data_gen.store import StoreDamagedError, open_dataset, read_config, repair_hint
 
 INPUT_CHANNELS = ("log_permeability", "porosity", "rate", "injector", "producer")
 SPLITS = ("train", "val", "test")
@@ -242,23 +242,51 @@ def open_fields(path: str) -> xr.Dataset:
     return xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=None)
 
 
+def _read_checked(store: StoreSummary, ds: xr.Dataset, name: str, indices: np.ndarray) -> np.ndarray:
+    """Variable ``name`` of done samples ``indices``; ``StoreDamagedError`` naming the store, the
+    variable and the samples if a chunk cannot be decoded or a value is not finite (never NaN out)."""
+    try:
+        values = ds[name].isel(sample=indices).values
+    except Exception as err:  # a truncated or altered chunk file: the codec names no sample
+        raise StoreDamagedError(
+            f"{store.path}: variable {name!r} of samples {indices[:10].tolist()} cannot be read "
+            f"({type(err).__name__}: {err}); the store is damaged: {repair_hint(store.path)}",
+            store.path,
+            {int(i): f"{name} cannot be read" for i in indices},
+        ) from None
+    finite = np.isfinite(values.reshape(indices.size, -1)).all(axis=1)
+    if not finite.all():
+        bad = indices[~finite]
+        raise StoreDamagedError(
+            f"{store.path}: samples {bad[:10].tolist()} are marked done but their {name!r} holds "
+            f"non-finite values (a missing or damaged chunk reads as NaN); {repair_hint(store.path)}",
+            store.path,
+            {int(i): f"non-finite {name}" for i in bad},
+        )
+    return values
+
+
 def read_fields(
     store: StoreSummary, indices: Sequence[int], handle: xr.Dataset | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Permeability (mD) and porosity, float64 (n, Z, X), of done samples ``indices``."""
+    """Permeability (mD) and porosity, float64 (n, Z, X), of done samples ``indices``.
+
+    Raises ``StoreDamagedError`` (a ValueError) naming the samples if their data is unreadable or
+    not finite.
+    """
     indices = store.check_done(indices)
     ds = open_fields(store.path) if handle is None else handle
-    sel = ds[["permeability", "porosity"]].isel(sample=indices)
-    return sel["permeability"].values.astype(np.float64), sel["porosity"].values.astype(np.float64)
+    k, phi = (_read_checked(store, ds, name, indices) for name in ("permeability", "porosity"))
+    return k.astype(np.float64), phi.astype(np.float64)
 
 
 def read_saturation(
     store: StoreSummary, indices: Sequence[int], handle: xr.Dataset | None = None
 ) -> np.ndarray:
-    """CO2 saturation, float32 (n, T, Z, X), of done samples ``indices``."""
+    """CO2 saturation, float32 (n, T, Z, X), of done samples ``indices`` (errors as ``read_fields``)."""
     indices = store.check_done(indices)
     ds = open_fields(store.path) if handle is None else handle
-    return ds["saturation"].isel(sample=indices).values.astype(np.float32)
+    return _read_checked(store, ds, "saturation", indices).astype(np.float32)
 
 
 def fit_normalisers(store: StoreSummary, train_indices: Sequence[int]) -> Normalisers:
@@ -291,6 +319,7 @@ class ZarrSaturationDataset(Dataset):
         return self._handle
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and target of the ``item``-th sample; ``StoreDamagedError`` names a damaged one."""
         sample = int(self.indices[item])
         ds = self._fields()
         k, phi = read_fields(self.store, [sample], ds)

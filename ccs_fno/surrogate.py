@@ -307,6 +307,12 @@ def evaluate(
         diff = np.linalg.norm((pred - truth).reshape(part.size, -1), axis=1)
         errors.append(diff / np.maximum(np.linalg.norm(truth.reshape(part.size, -1), axis=1), 1e-12))
     rel = np.concatenate(errors)
+    if not np.isfinite(rel).all():  # the result is JSON: never NaN (the truth is checked finite)
+        raise ValueError(
+            f"the surrogate predicted non-finite saturation for samples "
+            f"{indices[~np.isfinite(rel)][:10].tolist()} of {summary.path}; check its precision "
+            "(try precision='full') and inputs"
+        )
     return {
         "store": summary.path,
         "split": split,

@@ -51,8 +51,25 @@ class Grid:
         return (np.arange(self.nz) + 0.5) * self.dz_m
 
     def check_cell(self, cell: tuple[int, int], name: str = "cell") -> tuple[int, int]:
-        """Return ``cell`` as ``(z, x)`` ints, or raise if it lies outside the grid."""
-        z, x = (int(c) for c in cell)
+        """Return ``cell`` as ``(z, x)`` ints, or raise if it is not two integers inside the grid.
+
+        Integer-valued floats (``3.0``) are accepted, fractional ones (``3.5``) refused, as in
+        ``Surrogate.predict``: a cell index is never silently truncated.
+        """
+        try:
+            values = tuple(cell)
+        except TypeError:
+            values = ()
+        ok = len(values) == 2 and all(
+            not isinstance(c, (bool, np.bool_))
+            and isinstance(c, (int, float, np.integer, np.floating))
+            and np.isfinite(c)
+            and float(c) == round(float(c))
+            for c in values
+        )
+        if not ok:
+            raise ValueError(f"{name} must be two integer cell indices (z, x), got {cell!r}")
+        z, x = (int(c) for c in values)
         if not (0 <= z < self.nz and 0 <= x < self.nx):
             raise ValueError(
                 f"{name} (z={z}, x={x}) lies outside the grid: z must be in [0, {self.nz - 1}], "

@@ -28,6 +28,14 @@ MD_TO_M2 = 9.869233e-16
 SECONDS_PER_DAY = 86400.0
 _PCG_MAX_ITER = 12
 _MOBILITY_FLOOR = 1e-9
+# Explicit steps one simulation may take. The canonical 64 x 64 case needs ~50 steps at 150 m^3/day
+# and ~14 000 at the largest rate a scenario space allows; the budget is far above that, but turns a
+# runaway (absurd rate, degenerate rock) into a clear failure instead of a hang.
+DEFAULT_MAX_STEPS = 1_000_000
+
+
+class StepBudgetExceeded(RuntimeError):
+    """A simulation needed more explicit steps than ``SimulationConfig.max_steps`` allows."""
 
 
 def default_report_times_days() -> tuple[float, ...]:
@@ -43,7 +51,8 @@ class SimulationConfig:
     ``grid.dy_m``). The producer is held at ``producer_pressure_pa`` (default: hydrostatic brine pressure
     at its cell) and produces by upstream (cell) mobility through a Peaceman well index for a well along
     y of radius ``well_radius_m``. ``top_depth_m`` and ``surface_pressure_pa`` set the absolute pressure
-    level only (the flow is incompressible).
+    level only (the flow is incompressible). ``max_steps`` bounds the explicit transport steps of one
+    run (the CFL step shrinks as the rate grows): beyond it ``simulate`` raises ``StepBudgetExceeded``.
     """
 
     grid: Grid = field(default_factory=Grid)
@@ -58,8 +67,18 @@ class SimulationConfig:
     report_times_days: tuple[float, ...] = field(default_factory=default_report_times_days)
     cfl: float = 0.9
     pressure_update_ds: float = 0.05
+    max_steps: int = DEFAULT_MAX_STEPS
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, (int, np.integer)):
+            raise TypeError(f"max_steps must be an integer number of steps, got {self.max_steps!r}")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps!r}")
+        object.__setattr__(self, "max_steps", int(self.max_steps))
+        rate = self.rate_m3_per_day
+        if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)):
+            raise TypeError(f"rate_m3_per_day must be a number (m^3/day), got {type(rate).__name__} {rate!r}")
+        object.__setattr__(self, "rate_m3_per_day", float(rate))
         times = np.asarray(self.report_times_days, dtype=float)
         if times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times)):
             raise ValueError(f"report_times_days must be a non-empty 1-D list of finite days, got {times}")
@@ -141,11 +160,25 @@ def hydrostatic_pressure_pa(config: SimulationConfig) -> np.ndarray:
     return np.repeat(p[:, None], config.grid.nx, axis=1)
 
 
+def _numeric_field(name: str, value: object) -> np.ndarray:
+    """``value`` as a float64 array, or a TypeError naming ``name`` for non-numeric input."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(
+            f"{name} must be numeric (a number or an array of numbers), got {type(value).__name__} "
+            f"of dtype {array.dtype}: {np.array2string(array, threshold=4) if array.ndim else value!r}"
+        )
+    return array.astype(float)
+
+
 def validate_rock(
     permeability_md: np.ndarray, porosity: float | np.ndarray, grid: Grid
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return float64 ``(permeability_md, porosity)`` fields of ``grid.shape`` or raise ValueError."""
-    k = np.asarray(permeability_md, dtype=float)
+    """Return float64 ``(permeability_md, porosity)`` fields of ``grid.shape`` or raise.
+
+    ``porosity`` is one number or a field of ``grid.shape``; both must be numeric (TypeError).
+    """
+    k = _numeric_field("permeability_md", permeability_md)
     if k.shape != grid.shape:
         raise ValueError(f"permeability has shape {k.shape} but the grid is (nz, nx) = {grid.shape}")
     bad = ~np.isfinite(k) | (k <= 0)
@@ -155,7 +188,13 @@ def validate_rock(
             f"permeability must be finite and > 0 mD everywhere; cell (z={z}, x={x}) has {k[z, x]!r} "
             f"({int(bad.sum())} bad cells)"
         )
-    phi = np.broadcast_to(np.asarray(porosity, dtype=float), grid.shape)
+    phi = _numeric_field("porosity", porosity)
+    if phi.shape not in ((), grid.shape):
+        raise ValueError(
+            f"porosity has shape {phi.shape}; allowed: one number or a field of the grid's "
+            f"(nz, nx) = {grid.shape}"
+        )
+    phi = np.broadcast_to(phi, grid.shape)
     bad = ~np.isfinite(phi) | (phi <= 0) | (phi > 1)
     if bad.any():
         z, x = np.argwhere(bad)[0]
@@ -382,6 +421,7 @@ def simulate(
     """Simulate CO2 injection; return CO2 saturation and pressure at ``config.report_times_days``.
 
     ``permeability_md`` and ``porosity`` (scalar or field) are ``(z, x)`` arrays on ``config.grid``.
+    Raises ``StepBudgetExceeded`` after ``config.max_steps`` explicit steps.
     ``initial_saturation`` defaults to no CO2. ``progress`` is called with the simulated time in days
     after each report time. With ``record_pressure=True`` the pressure is solved at each report
     time for the output only (the saturation is the same either way); otherwise ``pressure_pa`` is None.
@@ -402,10 +442,17 @@ def simulate(
     sat = np.empty((nt,) + config.grid.shape)
     pres = np.empty_like(sat) if record_pressure else None
     produced = np.zeros(nt)
-    t_s, produced_total, n_steps, n_solves = 0.0, 0.0, 0, 0
+    t_s, produced_total, n_steps, n_solves, dt = 0.0, 0.0, 0, 0, 0.0
     s_at_solve = None  # saturation of the last pressure solve
     for k_t, t_report_s in enumerate(times * SECONDS_PER_DAY):
         while t_s < t_report_s * (1 - 1e-12):
+            if n_steps >= config.max_steps:
+                raise StepBudgetExceeded(
+                    f"the simulation used its step budget (max_steps = {config.max_steps}) at "
+                    f"{t_s / SECONDS_PER_DAY:.4g} of {times[-1]:g} days (rate "
+                    f"{config.rate_m3_per_day:g} m^3/day, last step {dt / SECONDS_PER_DAY:.3g} days); "
+                    "lower the injection rate or raise max_steps"
+                )
             if s_at_solve is None or np.abs(s - s_at_solve).max() > config.pressure_update_ds:
                 sim.solve_pressure(s)
                 n_solves += 1

@@ -5,6 +5,11 @@ writes its data region, then its ledger entries, so an interrupted run loses at 
 flight and ``resume`` recomputes exactly those. Because sample ``i`` depends only on the master seed
 and ``i``, a resumed store equals an uninterrupted one bit for bit.
 
+One sample's work is bounded: the scenario space caps the injection rate and each simulation has
+a step budget (``SimulationConfig.max_steps``); a sample that exceeds it is reported failed by
+index and seed (not retried: it would fail again). The run holds the store's write lock, so two
+``generate`` runs never write one store; ``repair`` regenerates samples found damaged.
+
 Testing aid: the environment variable ``CCS_FNO_FAIL_SAMPLES`` (comma-separated sample indices)
 makes those samples raise inside the worker, so retry and failure reporting can be exercised on a
 real cluster. Every invalid scenario is rejected before generation starts, so no real input can
@@ -25,14 +30,19 @@ import numpy as np
 from dask.distributed import Client, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
+from data_gen.lock import store_lock
+from data_gen.physics import StepBudgetExceeded
 from data_gen.scenarios import ScenarioSpace, run_scenario, sample_scenario, sample_seed
 from data_gen.store import (
+    DamagedSample,
     StoreConfig,
     create_store,
     ledger,
     new_chunk_arrays,
     pending_chunks,
     put_sample,
+    reset_ledger,
+    verify_store,
     write_chunk,
 )
 
@@ -78,6 +88,7 @@ class GenerateReport:
     simulate_s: float
     write_s: float
     cpu_s: float
+    repaired: tuple[DamagedSample, ...] = ()  # done samples found damaged and regenerated
 
     @property
     def ok(self) -> bool:
@@ -89,6 +100,8 @@ class GenerateReport:
             f"({self.n_generated} generated now, {len(self.failures)} failed) "
             f"in {self.wall_s:.1f} s"
         )
+        if self.repaired:
+            text += f"; {len(self.repaired)} damaged sample(s) regenerated"
         if self.simulate_s > 0:
             text += f"; writing took {100 * self.write_s / self.simulate_s:.1f} % of simulation time"
         return text
@@ -105,8 +118,9 @@ def _injected_failures() -> set[int]:
 def run_chunk(path: str, config: StoreConfig, chunk_index: int, retries: int = 1) -> ChunkOutcome:
     """Generate and write chunk ``chunk_index`` of the store at ``path`` (a dask task).
 
-    A sample that raises is tried ``retries`` more times; if it still fails it is left not done
-    (fill values) and reported, and the other samples of the chunk are written as usual.
+    A sample that raises is tried ``retries`` more times (except when it ran out of its step
+    budget, which would recur); if it still fails it is left not done (fill values) and reported,
+    and the other samples of the chunk are written as usual.
     """
     forced = _injected_failures()
     arrays = new_chunk_arrays(config, chunk_index)
@@ -115,21 +129,25 @@ def run_chunk(path: str, config: StoreConfig, chunk_index: int, retries: int = 1
     failures = []
     start, start_cpu = time.perf_counter(), time.process_time()
     for row, index in enumerate(range(samples.start, samples.stop)):
-        for _ in range(retries + 1):
+        attempts = 0
+        while not done[row] and attempts <= retries:
+            attempts += 1
             try:
                 if index in forced:
                     raise RuntimeError(f"injected failure ({FAIL_SAMPLES_ENV})")
                 scenario = sample_scenario(config.space, config.master_seed, index)
                 permeability_md, porosity, result = run_scenario(scenario, config.with_pressure)
+            except StepBudgetExceeded as err:  # deterministic: another attempt would fail alike
+                error = f"{type(err).__name__}: {err}"
+                break
             except Exception as err:  # one bad sample must not sink its chunk
                 error = f"{type(err).__name__}: {err}"
                 continue
             put_sample(arrays, row, scenario, permeability_md, porosity, result)
             done[row] = True
-            break
-        else:
+        if not done[row]:
             seed = sample_seed(config.master_seed, index)
-            failures.append(SampleFailure(index, seed, retries + 1, error))
+            failures.append(SampleFailure(index, seed, attempts, error))
     simulated = time.perf_counter()
     write_chunk(path, chunk_index, arrays, done)
     return ChunkOutcome(
@@ -175,6 +193,7 @@ def generate(
     workers: int | None = None,
     scheduler_address: str | None = None,
     resume: bool = False,
+    repair: bool = False,
     overwrite: bool = False,
     samples_per_chunk: int = 4,
     with_pressure: bool = False,
@@ -186,9 +205,16 @@ def generate(
     Runs on a new ``LocalCluster`` of ``workers`` single-threaded processes (default: one per
     core), or on the running scheduler at ``scheduler_address`` (e.g. one started by
     dask-jobqueue; its workers must see ``path``). ``resume`` continues a store created with the
-    same configuration (or creates it), skipping its done chunks; ``overwrite`` replaces an
-    existing store. Without either, an existing store is refused. Failed samples are listed in
-    the report (``report.ok`` is False) while the rest of the store stays valid.
+    same configuration (or creates it), skipping its done chunks and regenerating those whose
+    chunk files are missing; ``repair`` (implies ``resume``) first verifies every done sample
+    against its checksum and regenerates the damaged ones too, so the store ends equal to an
+    uninterrupted run. ``overwrite`` replaces an existing store. Without either, an existing store
+    is refused, unless no sample of it is done yet (e.g. a run that could not reach its
+    scheduler): that one is reused. Failed samples are listed in the report (``report.ok`` is
+    False) while the rest of the store stays valid.
+
+    The whole run holds the store's write lock (``data_gen.lock``): a second ``generate`` on the
+    same store, ``overwrite`` included, fails with ``StoreLockedError`` naming the owner.
     """
     start = time.perf_counter()
     if workers is not None and scheduler_address is not None:
@@ -196,22 +222,38 @@ def generate(
     if workers is not None:
         _check_count("workers", workers, 1)
     _check_count("retries", retries, 0)
+    resume = resume or repair
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other: continue the store or replace it")
     config = StoreConfig(space, master_seed, n_samples, samples_per_chunk, with_pressure)
     path = Path(path)
-    created = create_store(
-        path, space, master_seed, n_samples, samples_per_chunk, with_pressure, overwrite=overwrite
-    )
-    if not created and not resume:
-        raise FileExistsError(
-            f"{path} already holds this ensemble ({int(ledger(path).sum())} of {n_samples} samples "
-            "done); resume it (--resume) or start again (--overwrite)"
+    with store_lock(path):
+        created = create_store(
+            path, space, master_seed, n_samples, samples_per_chunk, with_pressure, overwrite=overwrite
         )
-    pending = pending_chunks(path)
-    outcomes: list[ChunkOutcome] = []
-    if pending:
-        outcomes = _run_chunks(path, config, pending, workers, scheduler_address, retries, progress)
+        n_done = int(ledger(path).sum())
+        if not created and not resume and n_done:
+            raise FileExistsError(
+                f"{path} already holds this ensemble ({n_done} of {n_samples} samples "
+                "done); resume it (--resume) or start again (--overwrite)"
+            )
+        repaired = () if created else verify_store(path, full=repair).damaged
+        if repaired:  # the ledger stops claiming them before they are regenerated
+            reset_ledger(path, [d.index for d in repaired])
+        pending = pending_chunks(path)
+        outcomes: list[ChunkOutcome] = []
+        if pending:
+            outcomes = _run_chunks(path, config, pending, workers, scheduler_address, retries, progress)
+        return _report(path, config, outcomes, repaired, start)
+
+
+def _report(
+    path: Path,
+    config: StoreConfig,
+    outcomes: list[ChunkOutcome],
+    repaired: tuple[DamagedSample, ...],
+    start: float,
+) -> GenerateReport:
     return GenerateReport(
         path=str(path),
         n_samples=config.n_samples,
@@ -222,6 +264,7 @@ def generate(
         simulate_s=sum(o.simulate_s for o in outcomes),
         write_s=sum(o.write_s for o in outcomes),
         cpu_s=sum(o.cpu_s for o in outcomes),
+        repaired=repaired,
     )
 
 

@@ -31,6 +31,11 @@ from data_gen.physics import SimulationConfig, SimulationResult, simulate
 
 SECTION_M = 960.0  # width and depth of the canonical section
 DEFAULT_THICKNESS_M = 15.0  # out-of-plane cell thickness of the canonical section
+# Largest injection rate a scenario space allows, in pore volumes of the section per day: the whole
+# pore volume in 1000 days (3456 m^3/day for the canonical 960 m x 960 m x 15 m section at porosity
+# 0.25; the default range 50-150 m^3/day is 1.4e-5 to 4.3e-5). The simulator's step count grows
+# linearly with the rate, so this also bounds the work of one sample.
+MAX_RATE_PORE_VOLUMES_PER_DAY = 1e-3
 
 # Uniform per-sample draws of GRF parameters for gaussian geology (physical units, 960 m section).
 DEFAULT_GAUSSIAN_RANGES: dict[str, tuple[float, float]] = {
@@ -78,7 +83,8 @@ class ScenarioSpace:
       gaussian geology, none for channels, whose geometry varies with the seed).
     - ``simulation``: everything but the rock, wells and rate; its grid is the grid of the space.
       Its well cells are dropped (wells are drawn per sample); its ``rate_m3_per_day`` is unused.
-    - ``rate_m3_per_day_range``: uniform draw of the injection rate (m^3/day).
+    - ``rate_m3_per_day_range``: uniform draw of the injection rate (m^3/day), > 0 and at most
+      ``MAX_RATE_PORE_VOLUMES_PER_DAY`` pore volumes of the section per day.
     - ``injector_x_m`` / ``producer_x_m``: well positions along x (m). The well depth is drawn per
       sample: for channel geology, uniformly among the channel cells of the well's column (so the
       well is completed inside the channel); for gaussian geology, uniformly in
@@ -120,11 +126,6 @@ class ScenarioSpace:
         if ranges is None:
             ranges = DEFAULT_GAUSSIAN_RANGES if self.geology == "gaussian" else {}
         set_(self, "geology_ranges", self._checked_ranges(ranges))
-        set_(
-            self,
-            "rate_m3_per_day_range",
-            _range("rate_m3_per_day_range", self.rate_m3_per_day_range, 0.0),
-        )
         width_m, depth_m = grid.nx * grid.dx_m, grid.nz * grid.dz_m
         for name in ("injector_x_m", "producer_x_m"):
             x = float(getattr(self, name))
@@ -155,6 +156,17 @@ class ScenarioSpace:
         if not 0.0 < porosity <= 1.0:
             raise ValueError(f"porosity must lie in (0, 1], got {self.porosity!r}")
         set_(self, "porosity", porosity)
+        rates = _range("rate_m3_per_day_range", self.rate_m3_per_day_range, 0.0)
+        most = MAX_RATE_PORE_VOLUMES_PER_DAY * self.pore_volume_m3
+        if rates[1] > most:
+            raise ValueError(
+                f"rate_m3_per_day_range {self.rate_m3_per_day_range!r} reaches "
+                f"{rates[1] / self.pore_volume_m3:.3g} pore volumes per day of this section "
+                f"(pore volume {self.pore_volume_m3:.4g} m^3); allowed: rates > 0 up to "
+                f"{MAX_RATE_PORE_VOLUMES_PER_DAY:g} pore volumes per day = {most:.4g} m^3/day "
+                "(the section's whole pore volume in 1000 days); lower the range"
+            )
+        set_(self, "rate_m3_per_day_range", rates)
 
     def _checked_ranges(self, ranges: Any) -> tuple[tuple[str, float, float], ...]:
         """Ranges as a name-sorted tuple; both ends must give valid geology parameters."""
@@ -188,6 +200,12 @@ class ScenarioSpace:
     @property
     def grid(self) -> Grid:
         return self.simulation.grid
+
+    @property
+    def pore_volume_m3(self) -> float:
+        """Pore volume of the whole section (m^3)."""
+        grid = self.grid
+        return grid.nz * grid.nx * grid.cell_volume_m3 * self.porosity
 
     @property
     def injector_column(self) -> int:
@@ -227,9 +245,10 @@ class ScenarioSpace:
 def default_space(geology: str = "channel", resolution: int = 64, **overrides: Any) -> ScenarioSpace:
     """The canonical space (960 m section, FwiFlow-style defaults) at ``resolution`` cells a side.
 
-    ``overrides`` are ScenarioSpace fields, plus ``report_times_days`` for the simulation.
+    ``overrides`` are ScenarioSpace fields, plus ``report_times_days`` and ``max_steps`` (the
+    step budget of one simulation) for the simulation.
     """
-    sim_fields = {k: overrides.pop(k) for k in ("report_times_days",) if k in overrides}
+    sim_fields = {k: overrides.pop(k) for k in ("report_times_days", "max_steps") if k in overrides}
     simulation = SimulationConfig(
         grid=section_grid(resolution), injector_zx=None, producer_zx=None, **sim_fields
     )

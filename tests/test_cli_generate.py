@@ -133,7 +133,12 @@ def test_different_config_is_refused_unless_overwrite(tmp_path, capsys):
         (["--samples", "2", "--geology", "channel", "--samples-per-chunk", "0"], "--samples-per-chunk"),
         (["--samples", "2", "--geology", "channel", "--resume", "--overwrite"], "not allowed with"),
         (["--samples", "2", "--geology", "channel", "--workers", "2", "--scheduler", "x"], "not allowed"),
-        (["--geology", "channel"], "the following arguments are required: --samples"),
+        (["--geology", "channel"], "give both --samples and --geology"),
+        (["--geology", "channel", "--resume"], "give both --samples and --geology"),
+        (["--resume"], "no ccs-fno store at"),
+        (["--repair", "--seed", "3"], "['--seed'] given without --samples and --geology"),
+        (["--samples", "2", "--geology", "channel", "--rate-range", "1e9", "1e9"], "pore volumes per day"),
+        (["--samples", "2", "--geology", "channel", "--max-steps", "0"], "argument --max-steps"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):

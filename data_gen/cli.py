@@ -52,8 +52,9 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         help="simulate an ensemble of CO2-injection scenarios into a Zarr store",
         description=(
             "Draw scenarios (geology, injection rate, wells) and simulate CO2 injection for each, "
-            "in parallel with dask, into a resumable Zarr store. Exit codes: 0 all samples done, "
-            "1 some samples failed (listed), 2 bad input."
+            "in parallel with dask, into a resumable Zarr store (holding its write lock). Exit codes: "
+            "0 all samples done, 1 some samples failed (listed), 2 bad input or the store is being "
+            "written by another process."
         ),
     )
     parser.add_argument("out", metavar="OUT.zarr", help="path of the Zarr store to write")

@@ -147,6 +147,14 @@ def test_reads_of_damaged_samples_name_the_sample_and_store(reference, tmp_path,
         evaluate(surrogate, reference, split="all")
 
 
+def test_verify_refuses_what_is_not_a_store(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "nothing.zarr")]) == 2
+    assert "no ccs-fno store at" in capsys.readouterr().err
+    (tmp_path / "plain").mkdir()
+    assert main(["verify", str(tmp_path / "plain")]) == 2
+    assert "is not a ccs-fno store" in capsys.readouterr().err
+
+
 def test_store_fingerprint_and_samples_digest(reference, tmp_path):
     fingerprint = store_fingerprint(reference, [3, 1, 2])
     assert fingerprint["master_seed"] == SEED and fingerprint["n_samples"] == 12

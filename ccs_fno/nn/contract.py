@@ -169,20 +169,23 @@ def complex_structure(dtype: torch.dtype, device: torch.device | str) -> torch.T
     return s
 
 
-def _contract_x_weight_first(x: torch.Tensor, weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def _contract_x_weight_first(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """The x·w-first plan as one batched matmul over the modes, consuming the weight in place.
 
     ``weight.reshape(K, i, 2o)`` is a view of a contiguous weight, so neither the forward nor
     the backward pass (whose weight gradient ``xk^T @ grad`` is [K, i, 2o] contiguous, the
-    parameter's own layout) rearranges it; only the activation-sized x is permuted.
+    parameter's own layout) rearranges it; only the activation-sized x is permuted. The second
+    step, ·S, applies S's sign pattern (re = p00 - p11, im = p01 + p10) elementwise: same
+    numbers as contracting with ``complex_structure``, without the permuted copy of the
+    intermediate that torch.einsum would make for it.
     """
     b, i, *modes, _ = x.shape
     o = weight.shape[-2]
     k = math.prod(modes)
     xk = x.reshape(b, i, k, 2).permute(2, 0, 3, 1).reshape(k, 2 * b, i)  # [K, (b a), i]
-    xw = torch.bmm(xk, weight.reshape(k, i, 2 * o))  # [K, (b a), (o c)]: the plan's intermediate
-    y = torch.einsum("kbaoc,acd->bokd", xw.view(k, b, 2, o, 2), s)
-    return y.reshape(b, o, *modes, 2)
+    p = torch.bmm(xk, weight.reshape(k, i, 2 * o)).view(k, b, 2, o, 2)  # the plan's intermediate
+    y = torch.stack([p[:, :, 0, :, 0] - p[:, :, 1, :, 1], p[:, :, 0, :, 1] + p[:, :, 1, :, 0]], -1)
+    return y.permute(1, 2, 0, 3).reshape(b, o, *modes, 2)
 
 
 def _contract_weight_structure_first(x: torch.Tensor, weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -216,7 +219,7 @@ def spectral_contract(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     s = complex_structure(x.dtype, x.device)
     plan = contraction_path(spectral_equation(x.dim() - 3), [x.shape, weight.shape, s.shape], x.dtype)
     if plan.path[0] == (0, 1):
-        return _contract_x_weight_first(x, weight, s).contiguous()
+        return _contract_x_weight_first(x, weight).contiguous()
     if plan.path[0] == (1, 2):
         return _contract_weight_structure_first(x, weight, s).contiguous()
     # Contiguous so that torch.view_as_complex accepts the result.

@@ -175,9 +175,14 @@ class StoreDamagedError(ValueError):
         self.samples = dict(samples)
 
 
-def repair_hint(path: str | os.PathLike) -> str:
-    """The remedy for a damaged store, as commands."""
-    return f"check it with `ccs-fno verify {path}` and regenerate with `ccs-fno generate {path} --repair`"
+def repair_hint(path: str | os.PathLike, verified: bool = False) -> str:
+    """The remedy for a damaged store, as commands (``verified``: the check has been run already)."""
+    repair = f"`ccs-fno generate {path} --repair`"
+    return (
+        f"regenerate with {repair}"
+        if verified
+        else f"check with `ccs-fno verify {path}`, regenerate with {repair}"
+    )
 
 
 def sample_checksums(arrays: Mapping[str, np.ndarray], n: int) -> np.ndarray:
@@ -584,7 +589,7 @@ class VerifyReport:
         )
         if self.ok:
             return head
-        lines = [head + ":", *(f"  {d}" for d in self.damaged), f"repair: {repair_hint(self.path)}"]
+        lines = [head + ":", *(f"  {d}" for d in self.damaged), repair_hint(self.path, verified=True)]
         return "\n".join(lines)
 
 

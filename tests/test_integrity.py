@@ -59,7 +59,7 @@ def reference(tmp_path_factory) -> Path:
     return build_store(tmp_path_factory.mktemp("ref") / "ref.zarr", 12, SEED, TIMES, resolution=8)
 
 
-def test_damage_is_reported_by_sample_and_seed_then_resume_and_repair_restore_it(reference, tmp_path):
+def test_damage_is_reported_by_sample_and_seed_then_resume_and_repair_restore_it(reference, tmp_path, capsys):
     store = tmp_path / "damaged.zarr"
     shutil.copytree(reference, store)
     assert verify_store(store).ok
@@ -77,8 +77,10 @@ def test_damage_is_reported_by_sample_and_seed_then_resume_and_repair_restore_it
     quick = verify_store(store, full=False)
     assert [d.index for d in quick.damaged] == [0, 1, 2, 3]
 
-    assert main(["verify", str(store), "--json"]) == 1  # in-process: the dispatcher has `verify`
-    code = cli("verify", str(store), "--json")
+    assert main(["verify", str(store)]) == 1  # in-process: the dispatcher has `verify`
+    text = capsys.readouterr().out
+    assert "--repair" in text and f"sample 9 (seed {sample_seed(SEED, 9)}): checksum mismatch" in text
+    code = cli("verify", str(store), "--json")  # a real process: exit code and JSON on stdout
     assert code.returncode == 1
     report = json.loads(code.stdout)
     damaged = {d["sample"]: d for d in report["damaged"]}
@@ -86,12 +88,6 @@ def test_damage_is_reported_by_sample_and_seed_then_resume_and_repair_restore_it
     assert all(d["seed"] == sample_seed(SEED, i) for i, d in damaged.items())
     assert "permeability/c/1/0/0 cannot be decoded" in damaged[5]["reason"]
     assert "checksum mismatch" in damaged[9]["reason"]
-    text = cli("verify", str(store))
-    assert (
-        text.returncode == 1
-        and "--repair" in text.stdout
-        and f"sample 9 (seed {sample_seed(SEED, 9)})" in text.stdout
-    )
 
     # Plain --resume (the store's own configuration) regenerates what the cheap check sees.
     resumed = cli("generate", str(store), "--resume", "--workers", "1", "--no-progress")
@@ -145,6 +141,19 @@ def test_reads_of_damaged_samples_name_the_sample_and_store(reference, tmp_path,
     surrogate = Surrogate(model, normalisers, summary.grid, TIMES, summary.max_saturation)
     with pytest.raises(ValueError, match="predicted non-finite saturation for samples"):
         evaluate(surrogate, reference, split="all")
+
+
+def test_an_undecodable_ledger_chunk_counts_as_not_done(reference, tmp_path):
+    store = tmp_path / "s.zarr"
+    shutil.copytree(reference, store)
+    ledger_chunk = store / "done/c/1"
+    ledger_chunk.write_bytes(ledger_chunk.read_bytes()[:5])
+    assert ledger(store).tolist() == [True] * 4 + [False] * 4 + [True] * 4
+    report = verify_store(store, full=False)
+    assert [d.index for d in report.damaged] == [4, 5, 6, 7]
+    assert "ledger chunk file done/c/1 cannot be decoded" in report.damaged[0].reason
+    with pytest.raises(StoreDamagedError, match="regenerate with `ccs-fno generate .* --repair`"):
+        open_dataset(store)
 
 
 def test_verify_refuses_what_is_not_a_store(tmp_path, capsys):

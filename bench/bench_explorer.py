@@ -42,7 +42,7 @@ def build_run(base: Path, resolution: int, n_samples: int) -> Path:
     run_chunk(str(store), config, 0)
     run_dir = base / "run"
     train = TrainConfig(epochs=1, batch_size=2, val_fraction=0.25, test_fraction=0.0, device="cpu")
-    Trainer(store, run_dir, train, ModelConfig()).fit(progress=False)
+    Trainer.start(store, run_dir, train, ModelConfig()).fit(progress=False)
     return run_dir
 
 

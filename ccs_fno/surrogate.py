@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ccs_fno.checkpoint import build_model, load_torch_file, load_weights
+from ccs_fno.checkpoint import build_model, load_weights
 from ccs_fno.data import (
     INPUT_CHANNELS,
     SPLITS,
@@ -33,7 +33,7 @@ from ccs_fno.data import (
 )
 from ccs_fno.nn import FNO, reduced_dtype
 from ccs_fno.nn.spectral import validate_grid
-from ccs_fno.train import FORMAT_VERSION, MODEL_FILE, MODEL_FORMAT, MODEL_KEYS
+from ccs_fno.run_dir import fingerprint_differences, load_model_file
 from ccs_fno.train_config import resolve_device
 from data_gen.grid import Grid
 
@@ -96,6 +96,7 @@ class Surrogate:
         max_saturation: float,
         split: Mapping[str, Sequence[int]] | None = None,
         device: str | torch.device = "cpu",
+        fingerprint: Mapping[str, Any] | None = None,
     ) -> None:
         times = np.asarray(times_days, dtype=np.float64)
         if model.in_channels != len(INPUT_CHANNELS) or model.config["out_channels"] != times.size:
@@ -113,6 +114,7 @@ class Surrogate:
         self._times = times
         self.max_saturation = float(max_saturation)
         self.split = None if split is None else {k: np.asarray(v, int) for k, v in split.items()}
+        self.fingerprint = None if fingerprint is None else dict(fingerprint)  # of the training data
 
     @property
     def grid(self) -> Grid:
@@ -232,9 +234,8 @@ def load_surrogate(
 
     ``precision`` (full/half/mixed) overrides the one the model was last trained in.
     """
+    state = load_model_file(run_dir)
     path = Path(run_dir)
-    path = path / MODEL_FILE if path.is_dir() else path
-    state = load_torch_file(path, MODEL_FORMAT, FORMAT_VERSION, MODEL_KEYS)
     if list(state.get("input_channels", [])) != list(INPUT_CHANNELS):
         raise ValueError(
             f"{path}: input channels {state.get('input_channels')!r} differ from this "
@@ -257,6 +258,7 @@ def load_surrogate(
         state["max_saturation"],
         split=state.get("split"),
         device=device,
+        fingerprint=state.get("fingerprint"),
     )
 
 
@@ -288,6 +290,17 @@ def evaluate(
         if surrogate.split is None or surrogate.split[split].size == 0:
             raise ValueError(f"the surrogate records no {split!r} samples; use split='all'")
         indices = summary.check_done(surrogate.split[split])
+        if surrogate.fingerprint is not None:  # the run's sample numbers mean nothing elsewhere
+            from ccs_fno.training_data import TrainingData
+
+            data = TrainingData.restore(summary, surrogate.split, surrogate.normalisers)
+            differences = fingerprint_differences(surrogate.fingerprint, data.fingerprint())
+            if differences:
+                raise ValueError(
+                    f"split={split!r} names the surrogate's training-store samples, but "
+                    f"{summary.path} is not that store: {'; '.join(differences)}. Evaluate "
+                    "with split='all' on another store"
+                )
     else:
         raise ValueError(f"split must be one of {(*SPLITS, 'all')}, got {split!r}")
     handle = open_fields(summary.path)

@@ -1,4 +1,18 @@
-"""Training the FNO surrogate: AMP steps, precision phases, checkpoints, metrics (configs: train_config).
+"""Training the FNO surrogate on 1 or N processes: AMP steps, precision phases, checkpoints.
+
+``Trainer(model, data, run_dir, config)`` receives what it trains (the model, the
+``TrainingData`` and optionally an optimiser factory, a process context and hooks);
+``Trainer.start(store, run_dir, config, model_config)`` builds those for a new run and
+``Trainer.resume(run_dir)`` rebuilds them from the checkpoint and goes through the same
+constructor. The run directory's files are ``ccs_fno.run_dir``'s business.
+
+One code path for one process and N (``ccs_fno.distributed``): with P data-parallel processes
+(torchrun) the model is wrapped in ``DistributedDataParallel`` over the ``data`` group, each rank
+reads its own ``batch_size / P`` samples a step (``ccs_fno.training_data``), gradients are
+averaged over the global batch, and the logged loss is the global batch mean (one all-reduce a
+step, shared with the skip decision). Validation/test metrics count every sample exactly once.
+Rank 0 alone writes files and shows progress. Checkpoints hold the unwrapped model, so they do
+not depend on P; a run resumes on any number of processes that divides its global batch.
 
 Mixed precision: a phase of the precision schedule other than "full" runs the forward pass under
 ``torch.autocast`` in the device's half dtype (float16 on CUDA, bfloat16 on CPU) and sets the
@@ -9,197 +23,145 @@ several steps would be skipped while the scaler backs off. On CPU the half dtype
 whose exponent range equals float32's, so scaling would change nothing; the scaler is constructed
 disabled there (a pass-through) so the step code is the same on every device.
 
-A step whose loss or gradients (after unscaling) hold inf or NaN is skipped: the optimiser does
-not step (no update, no weight decay, no moment update) and ``skipped_steps`` counts it.
+A step whose loss or gradients (after unscaling) hold inf or NaN on ANY rank is skipped on every
+rank: the optimiser does not step (no update, no weight decay, no moment update) and
+``skipped_steps`` counts it. Resume restores the model, optimiser, scheduler, scaler and RNGs;
+shuffling depends on (seed, epoch) only, so a resumed run continues with the same batches and
+reproduces the loss curve of an uninterrupted one (bit for bit on CPU with ``deterministic``).
 
-Run directory (``RUN_FILES``): ``config.json`` (configs, store, grid, times, split, normalisers;
-written when the run starts), ``checkpoint.pt`` (everything needed to resume, replaced atomically
-after every epoch), ``model.pt`` (what ``load_surrogate`` needs, also after every epoch) and
-``metrics.jsonl`` (one JSON line per epoch). ``Trainer.resume`` restores the model, optimiser,
-scheduler, scaler and every RNG (python, numpy, torch, CUDA and the DataLoader's shuffling
-generator), so a resumed run continues with the same batches and reproduces the loss curve of an
-uninterrupted one (bit for bit on CPU with ``deterministic=True``).
+Hooks: any object with some of ``on_train_start(trainer)``, ``on_epoch_start(trainer, epoch)``,
+``on_step_end(trainer, step, loss)``, ``on_epoch_end(trainer, record)``, ``on_train_end(trainer)``.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ccs_fno.checkpoint import (
-    atomic_torch_save,
-    atomic_write_bytes,
-    build_model,
-    load_torch_file,
-    load_weights,
-)
-from ccs_fno.data import (
-    INPUT_CHANNELS,
-    Normalisers,
-    StoreSummary,
-    ZarrSaturationDataset,
-    fit_normalisers,
-    read_store,
-    split_samples,
-)
-from ccs_fno.nn import FNO, reduced_dtype
+from ccs_fno.checkpoint import build_model, load_weights
+from ccs_fno.data import INPUT_CHANNELS, Normalisers
+from ccs_fno.distributed import ProcessContext, get_context
+from ccs_fno.metrics import relative_h1_seminorm, relative_l2
+from ccs_fno.nn import FNO, reduced_dtype, warn_if_slow_half
 from ccs_fno.nn.spectral import validate_grid
-from ccs_fno.train_config import (
-    ModelConfig,
-    TrainConfig,
-    precision_at,
-    resolve_device,
+from ccs_fno.optim import build_optimizer
+from ccs_fno.run_dir import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    METRICS_FILE,
+    MODEL_FILE,
+    MODEL_FORMAT,
+    MODEL_KEYS,
+    RUN_FILES,
+    RunDir,
+    fingerprint_differences,
+    new_run_id,
 )
+from ccs_fno.train_config import ModelConfig, TrainConfig, precision_at, resolve_device
+from ccs_fno.training_data import GlobalBatchSampler, TrainingData, check_data_parallel, shard
 
-CHECKPOINT_FILE = "checkpoint.pt"
-MODEL_FILE = "model.pt"
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, MODEL_FILE, METRICS_FILE)
-CHECKPOINT_FORMAT, MODEL_FORMAT, FORMAT_VERSION = "ccs-fno-checkpoint", "ccs-fno-model", 1
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CONFIG_FILE",
+    "FORMAT_VERSION",
+    "METRICS_FILE",
+    "MODEL_FILE",
+    "MODEL_FORMAT",
+    "MODEL_KEYS",
+    "RUN_FILES",
+    "ModelConfig",
+    "TrainConfig",
+    "Trainer",
+    "relative_h1_seminorm",
+    "relative_l2",
+]
+
 INITIAL_LOSS_SCALE = 2.0**10  # see the module docstring
-MODEL_KEYS = ("model_config", "state_dict", "normalisers", "grid", "times_days", "max_saturation")
-
-
-def relative_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``||pred - target|| / ||target||`` over all non-batch dims, shape [B]."""
-    diff = (pred - target).flatten(1).norm(dim=1)
-    return diff / target.flatten(1).norm(dim=1).clamp_min(1e-12)
-
-
-def relative_h1_seminorm(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-sample relative error of the finite-difference gradients along the last two dims."""
-
-    def gradients(u: torch.Tensor) -> torch.Tensor:
-        return torch.cat([u.diff(dim=-2).flatten(1), u.diff(dim=-1).flatten(1)], dim=1)
-
-    return relative_l2(gradients(pred), gradients(target))
+HOOK_EVENTS = ("on_train_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_train_end")
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 
 
 def _json_number(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+    return value if np.isfinite(value) else None
 
 
 class Trainer:
-    """Trains an FNO on a store into ``run_dir``; see the module docstring for the files.
+    """Trains ``model`` on ``data`` into ``run_dir``; see the module docstring.
 
-    ``Trainer(store, run_dir, config, model_config)`` starts a new run (refusing a directory that
-    holds a checkpoint); ``Trainer.resume(run_dir)`` continues one. ``fit()`` trains up to
-    ``config.epochs`` and returns the metrics history.
+    ``optimizer``: a factory ``params -> Optimizer`` (default: ``config.optimizer`` from
+    ``ccs_fno.optim``); ``context``: the process context (default: this process's);
+    ``state``: a checkpoint to continue from (what ``Trainer.resume`` passes). A new run refuses
+    a directory that holds a checkpoint.
     """
 
     def __init__(
         self,
-        store: str | Path,
+        model: FNO,
+        data: TrainingData,
         run_dir: str | Path,
         config: TrainConfig | None = None,
-        model_config: ModelConfig | None = None,
+        *,
+        optimizer: OptimizerFactory | None = None,
+        context: ProcessContext | None = None,
+        hooks: Sequence[Any] = (),
+        state: Mapping[str, Any] | None = None,
     ) -> None:
-        config = TrainConfig() if config is None else config
-        model_config = ModelConfig() if model_config is None else model_config
-        run_dir = Path(run_dir)
-        if (run_dir / CHECKPOINT_FILE).exists():
+        self.config = config = TrainConfig() if config is None else config
+        self.context = context = get_context() if context is None else context
+        self.run = RunDir(run_dir)
+        self.run_dir = self.run.path
+        self.data, self.hooks = data, tuple(hooks)
+        if state is None and self.run.has_checkpoint():
             raise FileExistsError(
-                f"{run_dir} already holds a training run ({CHECKPOINT_FILE}); resume it "
+                f"{self.run_dir} already holds a training run ({CHECKPOINT_FILE}); resume it "
                 "(--resume / Trainer.resume) or choose another run directory"
             )
-        summary = read_store(store)
-        split = split_samples(
-            summary.done_indices, config.val_fraction, config.test_fraction, config.split_seed
-        )
-        normalisers = fit_normalisers(summary, split["train"])
-        _seed_everything(config.seed)
-        model = model_config.build(len(INPUT_CHANNELS), summary.times_days.size, config.phases[0][0])
-        self._setup(summary, run_dir, config, model, split, normalisers)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(run_dir / CONFIG_FILE, json.dumps(self.run_config(), indent=2).encode())
-        atomic_write_bytes(run_dir / METRICS_FILE, b"")
-
-    @classmethod
-    def resume(cls, run_dir: str | Path) -> Trainer:
-        """Continue the run in ``run_dir`` from its last checkpoint (its saved configuration)."""
-        path = Path(run_dir) / CHECKPOINT_FILE
-        state = load_torch_file(
-            path,
-            CHECKPOINT_FORMAT,
-            FORMAT_VERSION,
-            ("store", "train_config", "model_config", "model", "optimizer", "scheduler", "scaler")
-            + ("rng", "epoch", "history", "skipped_steps", "split", "normalisers"),
-        )
-        try:
-            config = TrainConfig.from_dict(state["train_config"])
-            normalisers = Normalisers.from_dict(state["normalisers"])
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{path}: {err}") from None
-        model = build_model(state["model_config"], path)
-        load_weights(model, state["model"], path, "model weights")
-        summary = read_store(state["store"])
-        split = {name: summary.check_done(state["split"][name]) for name in ("train", "val", "test")}
-        trainer = cls.__new__(cls)
-        trainer._setup(summary, Path(run_dir), config, model, split, normalisers)
-        load_weights(trainer.optimizer, state["optimizer"], path, "optimizer state")
-        load_weights(trainer.scheduler, state["scheduler"], path, "scheduler state")
-        load_weights(trainer.scaler, state["scaler"], path, "GradScaler state")
-        trainer.epoch, trainer.history = int(state["epoch"]), list(state["history"])
-        trainer.skipped_steps = int(state["skipped_steps"])
-        lines = "".join(json.dumps(record) + "\n" for record in trainer.history)
-        atomic_write_bytes(trainer.run_dir / METRICS_FILE, lines.encode())  # drop unsaved epochs
-        trainer._restore_rng(state["rng"])  # last: nothing may draw after this
-        return trainer
-
-    def _setup(
-        self,
-        store: StoreSummary,
-        run_dir: Path,
-        config: TrainConfig,
-        model: FNO,
-        split: dict[str, np.ndarray],
-        normalisers: Normalisers,
-    ) -> None:
-        self.store, self.run_dir, self.config = store, run_dir, config
-        self.split, self.normalisers = split, normalisers
-        self.device = resolve_device(config.device)
+        times = data.store.times_days.size
+        if model.in_channels != len(INPUT_CHANNELS) or model.config["out_channels"] != times:
+            raise ValueError(
+                f"model maps {model.in_channels} -> {model.config['out_channels']} channels; the "
+                f"store needs {len(INPUT_CHANNELS)} -> {times} (report times)"
+            )
+        validate_grid(model.config["modes"], data.store.grid.shape)
+        self.data_parallel = context.size("data")
+        check_data_parallel(data.split["train"].size, config.batch_size, self.data_parallel)
+        self.device = context.device if context.distributed else resolve_device(config.device)
         if config.deterministic:
             if self.device.type == "cuda":  # cuBLAS is deterministic only with this workspace
                 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
-        if model.in_channels != len(INPUT_CHANNELS) or model.config["out_channels"] != store.times_days.size:
-            raise ValueError(
-                f"model maps {model.in_channels} -> {model.config['out_channels']} channels; the "
-                f"store needs {len(INPUT_CHANNELS)} -> {store.times_days.size} (report times)"
+        if context.is_main:  # half/mixed on a CPU without native bfloat16 is a trap: say so once
+            for precision in {p for p, _ in config.phases}:
+                warn_if_slow_half(precision, self.device)
+        self.dtype = getattr(torch, config.dtype)
+        self.model = model.to(self.device, self.dtype)
+        self.network: torch.nn.Module = self.model  # what the forward pass calls
+        self.comm_bytes = 0  # gradient bytes this rank sent into all-reduces (DDP only)
+        if self.data_parallel > 1:
+            self.network = DistributedDataParallel(
+                self.model,
+                device_ids=[self.device] if self.device.type == "cuda" else None,
+                process_group=context.group("data"),
+                forward_sync_buffers=False,  # batch-norm statistics are already global
             )
-        validate_grid(model.config["modes"], store.grid.shape)
-        self.model = model.to(self.device)
-        self.generator = torch.Generator().manual_seed(config.seed)  # shuffling, checkpointed
-        loader_options = {
-            "batch_size": config.batch_size,
-            "num_workers": config.num_workers,
-            "pin_memory": self.device.type == "cuda",
-        }
-        self.train_loader = DataLoader(
-            ZarrSaturationDataset(store, split["train"], normalisers),
-            shuffle=True,
-            generator=self.generator,
-            **loader_options,
+            self._register_comm_hook()
+        self._build_loaders()
+        factory = optimizer or (
+            lambda params: build_optimizer(config.optimizer, params, config.lr, config.weight_decay)
         )
-        self.val_loader = DataLoader(
-            ZarrSaturationDataset(store, split["val"], normalisers), **loader_options
-        )
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
+        self.optimizer = factory(self.model.parameters())
         if config.scheduler == "cosine":
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, config.epochs)
         else:
@@ -210,20 +172,210 @@ class Trainer:
         )
         self.precision = model.precision
         self.epoch, self.history, self.skipped_steps = 0, [], 0
+        if state is None:
+            self._start()
+        else:
+            self._restore(state)
+
+    # -- construction ----------------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        store: str | Path | Any,
+        run_dir: str | Path,
+        config: TrainConfig | None = None,
+        model_config: ModelConfig | None = None,
+        **options: Any,
+    ) -> Trainer:
+        """A new run: split and normalise ``store``, build the model, then ``Trainer(...)``.
+
+        ``options`` are the constructor's keyword options (optimizer, context, hooks).
+        """
+        config = TrainConfig() if config is None else config
+        model_config = ModelConfig() if model_config is None else model_config
+        if RunDir(run_dir).has_checkpoint():  # before reading the store: fail fast
+            raise FileExistsError(
+                f"{run_dir} already holds a training run ({CHECKPOINT_FILE}); resume it "
+                "(--resume / Trainer.resume) or choose another run directory"
+            )
+        data = TrainingData.prepare(store, config.val_fraction, config.test_fraction, config.split_seed)
+        _seed_everything(config.seed)
+        model = model_config.build(len(INPUT_CHANNELS), data.store.times_days.size, config.phases[0][0])
+        return cls(model, data, run_dir, config, **options)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, store: str | Path | None = None, **options: Any) -> Trainer:
+        """Continue the run in ``run_dir`` from its checkpoint, through the constructor.
+
+        ``store`` defaults to the one the run recorded; a store whose data differ from the
+        recorded fingerprint is refused. ``options``: the constructor's keyword options.
+        """
+        run = RunDir(run_dir)
+        path = run.file(CHECKPOINT_FILE)
+        state = run.load_checkpoint()
+        try:
+            config = TrainConfig.from_dict(state["train_config"])
+            normalisers = Normalisers.from_dict(state["normalisers"])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: {err}") from None
+        model = build_model(state["model_config"], path)
+        load_weights(model, state["model"], path, "model weights")
+        data = TrainingData.restore(state["store"] if store is None else store, state["split"], normalisers)
+        return cls(model, data, run_dir, config, state=state, **options)
+
+    def _start(self) -> None:
+        context = self.context
+        self.run_id, self.fingerprint = None, None
+        if context.is_main:
+            self.run_id, self.fingerprint = new_run_id(), self.data.fingerprint()
+        self.run_id, self.fingerprint = context.broadcast_object((self.run_id, self.fingerprint))
+        if context.is_main:
+            self.run.clean_litter()
+            self.run.start(self.run_config())
+        context.barrier()  # the run directory exists before anyone goes on
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        path = self.run.file(CHECKPOINT_FILE)
+        self.run_id, self.fingerprint = state.get("run_id"), state.get("fingerprint")
+        problem = None
+        if self.context.is_main:
+            self.run.clean_litter()
+            if self.fingerprint is not None:
+                differences = fingerprint_differences(self.fingerprint, self.data.fingerprint())
+                if differences:
+                    problem = (
+                        f"{self.data.store.path} is not the store the run in {self.run_dir} was "
+                        f"trained on: {'; '.join(differences)}. Restore the original store at "
+                        "that path, or start a new run on this one"
+                    )
+        problem = self.context.broadcast_object(problem)
+        if problem:
+            raise ValueError(problem)
+        if state["train_config"].get("optimizer", "adamw") != self.config.optimizer:
+            raise ValueError(
+                f"{path} was written with optimizer {state['train_config'].get('optimizer')!r}, "
+                f"not {self.config.optimizer!r}"
+            )
+        load_weights(self.model, state["model"], path, "model weights")
+        load_weights(self.optimizer, state["optimizer"], path, "optimizer state")
+        load_weights(self.scheduler, state["scheduler"], path, "scheduler state")
+        load_weights(self.scaler, state["scaler"], path, "GradScaler state")
+        self.epoch, self.history = int(state["epoch"]), list(state["history"])
+        self.skipped_steps = int(state["skipped_steps"])
+        if self.context.is_main:
+            self.run.write_metrics(self.history)  # drop lines of epochs never checkpointed
+        self._restore_rng(state["rng"])  # last: nothing may draw after this
+
+    def _build_loaders(self) -> None:
+        config, context = self.config, self.context
+        per_rank = config.batch_size // self.data_parallel
+        options = {"num_workers": config.num_workers, "pin_memory": self.device.type == "cuda"}
+        train = self.data.dataset("train")
+        self.sampler = GlobalBatchSampler(
+            train, config.batch_size, self.data_parallel, context.group_rank("data"), config.seed
+        )
+        self.train_loader = DataLoader(train, batch_size=per_rank, sampler=self.sampler, **options)
+        self.eval_loaders = {}
+        for name in ("val", "test"):
+            mine = shard(self.data.split[name], self.data_parallel, context.group_rank("data"))
+            self.eval_loaders[name] = DataLoader(
+                self.data.dataset(name, mine), batch_size=per_rank, **options
+            )
+        self.val_loader = self.eval_loaders["val"]
+
+    def _register_comm_hook(self) -> None:
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+        compression = self.config.grad_compression
+        inner = {
+            "none": default_hooks.allreduce_hook,
+            "fp16": default_hooks.fp16_compress_hook,
+            "bf16": default_hooks.bf16_compress_hook,
+        }[compression]
+        sent_bytes = 4 if compression == "none" else 2
+        if compression == "none" and self.dtype == torch.float64:
+            sent_bytes = 8
+
+        # no annotations: DDP checks them against dist.GradBucket, which strings would fail
+        def counting_hook(group, bucket):  # noqa: ANN001, ANN202
+            self.comm_bytes += bucket.buffer().numel() * sent_bytes
+            return inner(group, bucket)
+
+        self.network.register_comm_hook(self.context.group("data"), counting_hook)
+
+    # -- the files ------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Any:
+        return self.data.store
+
+    @property
+    def split(self) -> dict[str, np.ndarray]:
+        return self.data.split
+
+    @property
+    def normalisers(self) -> Normalisers:
+        return self.data.normalisers
 
     def run_config(self) -> dict[str, Any]:
         """The JSON description of the run (``config.json``)."""
         return {
+            "run_id": self.run_id,
             "train_config": self.config.to_dict(),
             "model_config": self.model.config,
             "store": self.store.path,
+            "fingerprint": self.fingerprint,
             "grid": asdict(self.store.grid),
             "times_days": self.store.times_days.tolist(),
             "max_saturation": self.store.max_saturation,
             "input_channels": list(INPUT_CHANNELS),
             "normalisers": self.normalisers.to_dict(),
-            "split": {name: idx.tolist() for name, idx in self.split.items()},
+            "split": self.data.split_lists(),
         }
+
+    def model_state(self) -> dict[str, Any]:
+        """The contents of ``model.pt``: what a Surrogate needs, nothing for training."""
+        return {
+            "run_id": self.run_id,
+            "model_config": dict(self.model.config),
+            "state_dict": self.model.state_dict(),
+            "normalisers": self.normalisers.to_dict(),
+            "grid": asdict(self.store.grid),
+            "times_days": self.store.times_days.tolist(),
+            "max_saturation": self.store.max_saturation,
+            "input_channels": list(INPUT_CHANNELS),
+            "split": self.data.split_lists(),
+            "store": self.store.path,
+            "fingerprint": self.fingerprint,
+            "epoch": self.epoch,
+        }
+
+    def save(self) -> None:
+        """Write ``checkpoint.pt`` then ``model.pt`` (rank 0 only; others return at once)."""
+        if not self.context.is_main:
+            return
+        state = {
+            "run_id": self.run_id,
+            "fingerprint": self.fingerprint,
+            "epoch": self.epoch,
+            "history": self.history,
+            "skipped_steps": self.skipped_steps,
+            "store": self.store.path,
+            "train_config": self.config.to_dict(),
+            "model_config": dict(self.model.config),
+            "normalisers": self.normalisers.to_dict(),
+            "split": self.data.split_lists(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": self._rng_state(),
+            "world_size": self.context.world_size,
+        }
+        self.run.save(state, self.model_state())
+
+    # -- training -------------------------------------------------------------------------------
 
     def set_precision(self, precision: str) -> None:
         self.model.set_precision(precision)
@@ -234,68 +386,97 @@ class Trainer:
             self.device.type, dtype=reduced_dtype(self.device), enabled=self.precision != "full"
         )
 
+    def _hook(self, event: str, *args: Any) -> None:
+        for hook in self.hooks:
+            method = getattr(hook, event, None)
+            if method is not None:
+                method(self, *args)
+
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean relative L2 (+ ``h1_weight`` x relative H1 seminorm) over the batch, in float32."""
-        pred, target = pred.float(), target.float()
+        """Mean relative L2 (+ ``h1_weight`` x relative H1 seminorm) over the (local) batch."""
+        dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
+        pred, target = pred.to(dtype), target.to(dtype)
         loss = relative_l2(pred, target).mean()
         if self.config.h1_weight > 0:
             loss = loss + self.config.h1_weight * relative_h1_seminorm(pred, target).mean()
         return loss
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> float | None:
-        """One optimiser step on batch (x, y); None (and counted) when it was skipped."""
-        x = x.to(self.device, non_blocking=True)
-        y = y.to(self.device, non_blocking=True)
+        """One optimiser step on this rank's part (x, y) of a global batch.
+
+        Returns the global batch's mean loss, or None (and counted) when the step was skipped
+        because the loss or a gradient was not finite on some rank.
+        """
+        x = x.to(self.device, self.dtype, non_blocking=True)
+        y = y.to(self.device, self.dtype, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            pred = self.model(x)
+            pred = self.network(x)
         loss = self.loss(pred, y)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss).backward()  # DDP averages the gradients over the data group
         self.scaler.unscale_(self.optimizer)  # true gradients, checked below
-        # An overflowed loss can backpropagate finite (zero) gradients: check both, in one sync.
+        # An overflowed loss can backpropagate finite (zero) gradients: check both. One
+        # all-reduce carries the verdict and the loss, so every rank skips the same steps.
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        finite = bool(torch.stack([torch.isfinite(loss), *(torch.isfinite(g).all() for g in grads)]).all())
+        bad = ~torch.stack([torch.isfinite(loss), *(torch.isfinite(g).all() for g in grads)]).all()
+        summary = torch.stack([bad.to(torch.float64), loss.detach().to(torch.float64)])
+        bad_ranks, loss_sum = self.context.all_reduce_sum(summary, "data").tolist()
+        finite = bad_ranks == 0
         if finite:
             self.scaler.step(self.optimizer)
         else:
             self.skipped_steps += 1
         self.scaler.update()  # lowers the scale after an overflow (no-op when disabled)
-        return loss.item() if finite else None
+        return loss_sum / self.data_parallel if finite else None
 
     @torch.no_grad()
-    def validate(self) -> float:
-        """Mean per-sample relative L2 of the raw model output on the validation split."""
+    def evaluate(self, split: str = "val") -> float:
+        """Mean per-sample relative L2 of the raw model output over split ``split``.
+
+        Each rank predicts its own block of the split; sums and counts are all-reduced, so every
+        sample counts exactly once. NaN for an empty split.
+        """
         self.model.eval()
-        errors = []
-        for x, y in self.val_loader:
+        total = torch.zeros(2, dtype=torch.float64, device=self.device)
+        for x, y in self.eval_loaders[split]:
             with self._autocast():
-                pred = self.model(x.to(self.device))
-            errors.append(relative_l2(pred.float(), y.to(self.device)))
+                pred = self.model(x.to(self.device, self.dtype))
+            errors = relative_l2(pred.to(torch.float64), y.to(self.device, torch.float64))
+            total += torch.stack([errors.sum(), torch.tensor(float(errors.numel()), device=self.device)])
         self.model.train()
-        return float(torch.cat(errors).mean())
+        error_sum, count = self.context.all_reduce_sum(total, "data").tolist()
+        return error_sum / count if count else float("nan")
+
+    def validate(self) -> float:
+        return self.evaluate("val")
 
     def fit(self, progress: bool = True) -> list[dict[str, Any]]:
         """Train from the current epoch to ``config.epochs``; checkpoint after every epoch."""
-        epochs = self.config.epochs
+        epochs, main = self.config.epochs, self.context.is_main
         self.model.train()
+        self._hook("on_train_start")
         for epoch in range(self.epoch, epochs):
             start = time.perf_counter()
+            self._hook("on_epoch_start", epoch)
             self.set_precision(precision_at(self.config.phases, epoch, epochs))
+            self.sampler.set_epoch(epoch)
             lr = self.optimizer.param_groups[0]["lr"]
-            skipped_before, losses = self.skipped_steps, []
+            skipped_before, comm_before, losses = self.skipped_steps, self.comm_bytes, []
             bar = tqdm(
                 self.train_loader,
                 desc=f"epoch {epoch + 1}/{epochs}",
                 unit="batch",
-                disable=not progress,
+                disable=not (progress and main),
                 leave=False,
             )
-            for x, y in bar:
+            for step, (x, y) in enumerate(bar):
                 loss = self.train_step(x, y)
                 if loss is not None:
                     losses.append(loss)
                     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            val = self.validate()
+                self._hook("on_step_end", step, loss)
+            train_time = time.perf_counter() - start
+            val = self.evaluate("val")
             self.scheduler.step()
             record = {
                 "epoch": epoch + 1,
@@ -305,57 +486,26 @@ class Trainer:
                 "precision": self.precision,
                 "skipped_steps": self.skipped_steps - skipped_before,
                 "epoch_time_s": time.perf_counter() - start,
+                "samples_per_s": len(self.train_loader) * self.config.batch_size / train_time,
+                "processes": self.data_parallel,
             }
+            if self.data_parallel > 1:
+                record["grad_bytes_per_rank"] = self.comm_bytes - comm_before
             self.history.append(record)
             self.epoch = epoch + 1
             self.save()
-            with open(self.run_dir / METRICS_FILE, "a") as f:  # after the checkpoint: see resume
-                f.write(json.dumps(record) + "\n")
-            if progress:
-                tqdm.write(
-                    f"epoch {record['epoch']}/{epochs}: train {record['train_loss']}, "
-                    f"val rel-L2 {record['val_rel_l2']}, {record['epoch_time_s']:.2f} s"
-                )
+            if main:
+                self.run.append_metrics(record)  # after the checkpoint: see ccs_fno.run_dir
+                if progress:
+                    tqdm.write(
+                        f"epoch {record['epoch']}/{epochs}: train {record['train_loss']}, "
+                        f"val rel-L2 {record['val_rel_l2']}, {record['epoch_time_s']:.2f} s"
+                    )
+            self._hook("on_epoch_end", record)
+        self._hook("on_train_end")
         return self.history
 
-    def model_state(self) -> dict[str, Any]:
-        """The contents of ``model.pt``: what a Surrogate needs, nothing for training."""
-        return {
-            "format": MODEL_FORMAT,
-            "format_version": FORMAT_VERSION,
-            "model_config": dict(self.model.config),
-            "state_dict": self.model.state_dict(),
-            "normalisers": self.normalisers.to_dict(),
-            "grid": asdict(self.store.grid),
-            "times_days": self.store.times_days.tolist(),
-            "max_saturation": self.store.max_saturation,
-            "input_channels": list(INPUT_CHANNELS),
-            "split": {name: idx.tolist() for name, idx in self.split.items()},
-            "store": self.store.path,
-            "epoch": self.epoch,
-        }
-
-    def save(self) -> None:
-        """Write ``checkpoint.pt`` then ``model.pt``, each atomically."""
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "format_version": FORMAT_VERSION,
-            "epoch": self.epoch,
-            "history": self.history,
-            "skipped_steps": self.skipped_steps,
-            "store": self.store.path,
-            "train_config": self.config.to_dict(),
-            "model_config": dict(self.model.config),
-            "normalisers": self.normalisers.to_dict(),
-            "split": {name: idx.tolist() for name, idx in self.split.items()},
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "rng": self._rng_state(),
-        }
-        atomic_torch_save(state, self.run_dir / CHECKPOINT_FILE)
-        atomic_torch_save(self.model_state(), self.run_dir / MODEL_FILE)
+    # -- random state ---------------------------------------------------------------------------
 
     def _rng_state(self) -> dict[str, Any]:
         # numpy's legacy global state: unused here, but code we do not own may draw from it
@@ -365,7 +515,6 @@ class Trainer:
             "numpy": (name, keys.tolist(), int(pos), int(has_gauss), float(cached)),
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "loader": self.generator.get_state(),
         }
 
     def _restore_rng(self, state: Mapping[str, Any]) -> None:
@@ -376,7 +525,6 @@ class Trainer:
         torch.set_rng_state(state["torch"])
         if state["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
-        self.generator.set_state(state["loader"])
 
 
 def _seed_everything(seed: int) -> None:

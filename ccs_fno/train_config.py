@@ -14,8 +14,12 @@ from typing import Any
 import torch
 
 from ccs_fno.nn import FNO, PRECISIONS
+from ccs_fno.nn.norm import validate_norm
+from ccs_fno.optim import optimizer_names
 
 SCHEDULERS = ("cosine", "step")
+DTYPES = ("float32", "float64")
+GRAD_COMPRESSIONS = ("none", "fp16", "bf16")
 
 
 def parse_precision_schedule(text: str) -> tuple[tuple[str, float], ...]:
@@ -76,8 +80,10 @@ class ModelConfig:
     modes: tuple[int, int] = (12, 12)
     n_layers: int = 4
     projection_width: int = 128
+    norm: str | None = None
 
     def __post_init__(self) -> None:
+        validate_norm(self.norm)
         modes = (self.modes, self.modes) if isinstance(self.modes, int) else tuple(self.modes)
         if len(modes) != 2:
             raise ValueError(f"modes must be an int or a (z, x) pair, got {self.modes!r}")
@@ -97,16 +103,22 @@ class ModelConfig:
             n_layers=self.n_layers,
             projection_width=self.projection_width,
             precision=precision,
+            norm=self.norm,
         )
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings. ``lr`` per AdamW step; ``step_size`` (epochs) and ``gamma`` for the
+    """Optimisation settings. ``batch_size`` is the global batch: with P data-parallel processes
+    each takes ``batch_size / P`` samples a step, and the run is the same for every P.
+    ``optimizer`` names one of ``ccs_fno.optim`` (adamw, soap); ``lr`` per optimiser step;
+    ``step_size`` (epochs) and ``gamma`` for the
     step scheduler; ``h1_weight`` weights a relative H1-seminorm term added to the relative L2
     loss; ``seed`` seeds initialisation and shuffling, ``split_seed`` the train/val/test split;
     ``device`` "auto" picks CUDA when available; ``deterministic`` asks torch for deterministic
-    algorithms (needed for bit-exact resume).
+    algorithms (needed for bit-exact resume); ``dtype`` float64 trains in double precision
+    (reference runs; needs precision "full"); ``grad_compression`` fp16/bf16 sends DDP gradients
+    in half precision (half the bytes; no effect on one process).
     """
 
     epochs: int = 50
@@ -125,6 +137,9 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     deterministic: bool = False
+    optimizer: str = "adamw"
+    dtype: str = "float32"
+    grad_compression: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "step_size"):
@@ -143,8 +158,21 @@ class TrainConfig:
             raise ValueError(f"test_fraction must lie in [0, 1), got {self.test_fraction!r}")
         if not isinstance(self.deterministic, bool):
             raise ValueError(f"deterministic must be a bool, got {self.deterministic!r}")
-        parse_precision_schedule(self.precision_schedule)
+        phases = parse_precision_schedule(self.precision_schedule)
         resolve_device(self.device)
+        if self.optimizer not in optimizer_names():
+            raise ValueError(f"optimizer must be one of {optimizer_names()}, got {self.optimizer!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.dtype == "float64" and any(p != "full" for p, _ in phases):
+            raise ValueError(
+                f"dtype float64 trains in full precision only; precision schedule "
+                f"{self.precision_schedule!r} uses half precision"
+            )
+        if self.grad_compression not in GRAD_COMPRESSIONS:
+            raise ValueError(
+                f"grad_compression must be one of {GRAD_COMPRESSIONS}, got {self.grad_compression!r}"
+            )
 
     @property
     def phases(self) -> tuple[tuple[str, float], ...]:

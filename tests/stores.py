@@ -17,10 +17,13 @@ def build_store(
     report_times_days: Sequence[float],
     resolution: int = 16,
     retries: int = 1,
+    samples_per_chunk: int = 4,
 ) -> Path:
-    """Create a channel store at ``path`` and simulate every chunk of 4 samples into it."""
+    """Create a channel store at ``path`` and simulate every chunk into it."""
     space = default_space("channel", resolution=resolution, report_times_days=tuple(report_times_days))
-    create_store(path, space, master_seed=master_seed, n_samples=n_samples, samples_per_chunk=4)
+    create_store(
+        path, space, master_seed=master_seed, n_samples=n_samples, samples_per_chunk=samples_per_chunk
+    )
     config = read_config(path)
     for chunk in range(config.n_chunks):
         run_chunk(str(path), config, chunk, retries=retries)

@@ -33,7 +33,7 @@ def run(tmp_path_factory):
         epochs=12, batch_size=4, lr=1e-2, val_fraction=0.125, test_fraction=0.125, device="cpu"
     )
     model = ModelConfig(width=8, modes=4, n_layers=2, projection_width=16)
-    Trainer(store, root / "run", config, model).fit(progress=False)
+    Trainer.start(store, root / "run", config, model).fit(progress=False)
     return store, root / "run"
 
 

@@ -19,5 +19,7 @@ def build_tiny_run(base: Path, resolution: int = TINY_RESOLUTION, n_samples: int
     store = build_store(base / "store.zarr", n_samples, 0, TINY_TIMES_DAYS, resolution=resolution)
     run_dir = base / "run"
     model = ModelConfig(width=8, modes=(4, 4), n_layers=2, projection_width=16)
-    Trainer(store, run_dir, TrainConfig(epochs=1, batch_size=4, device="cpu"), model).fit(progress=False)
+    Trainer.start(store, run_dir, TrainConfig(epochs=1, batch_size=4, device="cpu"), model).fit(
+        progress=False
+    )
     return run_dir

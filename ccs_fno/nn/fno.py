@@ -1,4 +1,4 @@
-"""Fourier Neural Operator: lifting, Fourier layers (spectral + 1x1 skip, GELU), projection.
+"""Fourier Neural Operator: lifting, Fourier layers (spectral + 1x1 skip [+ norm], GELU), projection.
 
 Two layouts for the CO2 problem (51 report times on a 64x64 [z, x] section):
 
@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ccs_fno.nn.norm import BatchNorm, validate_norm
 from ccs_fno.nn.spectral import SpectralConv, reduced_dtype, validate_precision
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
@@ -46,6 +47,7 @@ class FNO(nn.Module):
         projection_width: int = 128,
         precision: str = "full",
         tanh_preactivation: bool | None = None,
+        norm: str | None = None,
     ) -> None:
         super().__init__()
         modes = [int(m) for m in modes]
@@ -62,6 +64,7 @@ class FNO(nn.Module):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         validate_precision(precision)
+        validate_norm(norm)
         if tanh_preactivation is None:
             tanh_preactivation = precision != "full"  # resolved once: see SpectralConv
         self.config: dict[str, Any] = {
@@ -69,16 +72,27 @@ class FNO(nn.Module):
             "modes": modes,
             "precision": precision,
             "tanh_preactivation": bool(tanh_preactivation),
+            "norm": norm,
         }
         self.n_dim = len(modes)
         self.in_channels = in_channels
         self.precision = precision
         conv = _CONV[self.n_dim]
-        self.lifting = conv(in_channels + self.n_dim, width, 1)
+        # Before a batch norm a per-channel constant is removed again, so a bias there has no
+        # effect and only a round-off gradient (which Adam would turn into drift): with
+        # norm="batch" the skips have none, nor has the lifting when the first Fourier layer is
+        # linear in it (no tanh pre-activation).
+        batch_norm = norm == "batch"
+        self.lifting = conv(
+            in_channels + self.n_dim, width, 1, bias=not (batch_norm and not tanh_preactivation)
+        )
         self.spectral = nn.ModuleList(
             SpectralConv(width, width, modes, precision, tanh_preactivation) for _ in range(n_layers)
         )
-        self.skips = nn.ModuleList(conv(width, width, 1) for _ in range(n_layers))
+        self.skips = nn.ModuleList(conv(width, width, 1, bias=not batch_norm) for _ in range(n_layers))
+        # norm="batch": batch statistics of the global batch (synchronised over data-parallel
+        # ranks) after each Fourier layer's sum, before its activation.
+        self.norms = nn.ModuleList(BatchNorm(width) if batch_norm else nn.Identity() for _ in range(n_layers))
         self.projection = nn.Sequential(
             conv(width, projection_width, 1), nn.GELU(), conv(projection_width, out_channels, 1)
         )
@@ -110,8 +124,9 @@ class FNO(nn.Module):
         )
         with body:
             h = self.lifting(torch.cat([x, self.grid(x)], dim=1))
-            for i, (spectral, skip) in enumerate(zip(self.spectral, self.skips, strict=True)):
-                h = spectral(h) + skip(h)
+            layers = zip(self.spectral, self.skips, self.norms, strict=True)
+            for i, (spectral, skip, norm) in enumerate(layers):
+                h = norm(spectral(h) + skip(h))
                 if i < len(self.spectral) - 1:
                     h = self.activation(h)
             out = self.projection(h)

@@ -141,8 +141,8 @@ class ScenarioExplorer:
 
         ``store`` defaults to the run's training store (named in its ``config.json``).
         """
+        from ccs_fno.run_dir import CONFIG_FILE, MODEL_FILE
         from ccs_fno.surrogate import load_surrogate
-        from ccs_fno.train import CONFIG_FILE, MODEL_FILE
         from data_gen.store import read_config
 
         if run_dir is None or str(run_dir).strip() == "":

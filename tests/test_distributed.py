@@ -1,0 +1,309 @@
+"""Data-parallel training on real torchrun processes (gloo, CPU) against serial runs.
+
+Every distributed result is compared with the same run on one process: losses, parameters and
+gradients (float64 to 1e-10, float32 to 1e-5), with and without synchronised batch norm; the
+chunks each rank reads; the skip decision; resume across world sizes; a killed rank restarted by
+torchrun; a rank that raises; bad input refused before any process starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from stores import build_store
+
+from ccs_fno.distributed import ProcessContext, get_context, process_grid, shard_range
+from ccs_fno.run_dir import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE
+from ccs_fno.train import ModelConfig, TrainConfig, Trainer
+from ccs_fno.train_cli import main as cli_main
+from ccs_fno.training_data import GlobalBatchSampler
+
+WORKER = Path(__file__).with_name("dist_worker.py")
+TIMES = (0.0, 250.0, 500.0, 750.0, 1000.0)
+MODEL = {"width": 8, "modes": 4, "n_layers": 2, "projection_width": 16}
+TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
+TIMEOUT_S = 240  # a hung rank fails the test, never the CI
+ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(False)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """16 samples on 16x16 cells, one sample per chunk: train 12, val 2, test 2."""
+    return build_store(tmp_path_factory.mktemp("dist") / "s.zarr", 16, 3, TIMES, samples_per_chunk=1)
+
+
+def _config(**overrides) -> dict:
+    base = {
+        "epochs": 4,
+        "batch_size": 4,
+        "lr": 1e-2,
+        "val_fraction": 0.125,
+        "test_fraction": 0.125,
+        "device": "cpu",
+        "deterministic": True,
+    }
+    return base | overrides
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(nproc: int, *args: str, timeout: float = TIMEOUT_S, **popen) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        str(nproc),
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{_free_port()}",
+        *args,
+    ]
+    return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=timeout, **popen)
+
+
+def _run_worker(nproc: int, spec: dict, out: Path) -> list[dict]:
+    out.mkdir(parents=True, exist_ok=True)
+    spec = {"out": str(out), "model": MODEL} | spec
+    (out / "spec.json").write_text(json.dumps(spec))
+    done = _torchrun(nproc, str(WORKER), str(out / "spec.json"))
+    assert done.returncode == 0, done.stderr[-4000:]
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(nproc)]
+
+
+def _serial(store: Path, run_dir: Path, norm: str | None = None, hooks=(), model=MODEL, **config) -> Trainer:
+    model = ModelConfig(**(model | {"norm": norm}))
+    trainer = Trainer.start(store, run_dir, TrainConfig(**_config(**config)), model, hooks=hooks)
+    trainer.fit(progress=False)
+    return trainer
+
+
+def _assert_same_run(distributed: dict, serial: Trainer, tol: float) -> None:
+    keys = ("train_loss", "val_rel_l2", "lr", "skipped_steps")
+    for d, s in zip(distributed["history"], serial.history, strict=True):
+        for key in keys:
+            assert d[key] == pytest.approx(s[key], rel=tol, abs=tol), (key, d, s)
+    for name, value in serial.model.state_dict().items():
+        torch.testing.assert_close(distributed["params"][name], value.cpu(), rtol=tol, atol=tol, msg=name)
+    grads = {k: p.grad for k, p in serial.model.named_parameters()}
+    assert set(distributed["grads"]) == set(grads)
+    for name, grad in grads.items():
+        torch.testing.assert_close(distributed["grads"][name], grad, rtol=tol, atol=tol, msg=name)
+    assert distributed["test_rel_l2"] == pytest.approx(serial.evaluate("test"), rel=tol)
+
+
+def test_process_context_is_serial_without_torchrun():
+    context = get_context()
+    assert (context.rank, context.world_size, context.size("data"), context.size("spatial")) == (0, 1, 1, 1)
+    assert context.is_main and not context.distributed and context.group("data") is None
+    value = torch.tensor([3.0])
+    assert context.all_reduce_sum(value).item() == 3.0 and context.all_agree(True)
+    assert process_grid(4, 2) == {"data": [(0, 2), (1, 3)], "spatial": [(0, 1), (2, 3)]}
+    with pytest.raises(ValueError, match="world size 6 is not divisible by the spatial parallel size 4"):
+        process_grid(6, 4)
+    with pytest.raises(ValueError, match="process group must be one of \\('data', 'spatial'\\), got 'model'"):
+        ProcessContext().group("model")
+    assert [shard_range(7, 3, i) for i in range(3)] == [(0, 3), (3, 5), (5, 7)]
+
+
+def test_global_batches_do_not_depend_on_the_number_of_processes():
+    dataset = list(range(11))  # 11 samples, global batch 4: 2 full batches, 3 unused per epoch
+    for epoch in (0, 1):
+        batches = {}
+        for p in (1, 2, 4):
+            ranks = []
+            for r in range(p):
+                sampler = GlobalBatchSampler(dataset, 4, p, r, seed=5)
+                sampler.set_epoch(epoch)
+                ranks.append(list(sampler))
+            assert len({len(x) for x in ranks}) == 1  # equal shares: every rank takes the same steps
+            per = 4 // p
+            batches[p] = [sorted(i for x in ranks for i in x[k * per : (k + 1) * per]) for k in range(2)]
+        assert batches[1] == batches[2] == batches[4]
+        used = [i for b in batches[1] for i in b]
+        assert len(used) == len(set(used)) == 8  # no padding duplicates
+    with pytest.raises(ValueError, match="global batch size 6 is not divisible by the 4"):
+        GlobalBatchSampler(dataset, 6, 4, 0, seed=0)
+
+
+def test_data_parallel_training_equals_serial(store, tmp_path):
+    configs = {
+        f"{dtype}-{norm}": _config(dtype=dtype) | {"_norm": norm}
+        for dtype in ("float64", "float32")
+        for norm in ("none", "batch")
+    }
+    # the worker trains every configuration on 2 processes (per-rank batch 2, global 4)
+    results = []
+    for name, options in configs.items():
+        norm = options.pop("_norm")
+        results.append((name, norm, options))
+    out = tmp_path / "p2"
+    spec_configs = {name: options for name, _, options in results}
+    # a model config per case is global to the worker: run norm=None and norm=batch separately
+    ranks = {}
+    for norm in ("none", "batch"):
+        model = MODEL | {"norm": None if norm == "none" else "batch"}
+        chosen = {n: o for n, o in spec_configs.items() if n.endswith(norm)}
+        got = _run_worker(
+            2,
+            {"case": "train", "store": str(store), "configs": chosen, "model": model, "snapshot_epoch": 2},
+            out / norm,
+        )
+        for r, result in enumerate(got):
+            ranks.setdefault(r, {}).update({k: v for k, v in result.items() if k in chosen})
+
+    for name, norm, options in results:
+        serial = _serial(store, tmp_path / f"serial-{name}", None if norm == "none" else "batch", **options)
+        tol = TOLERANCE[options["dtype"]]
+        for r in (0, 1):  # both ranks hold the same model
+            _assert_same_run(ranks[r][name], serial, tol)
+        # checkpoints hold the unwrapped model: model.pt of the 2-process run loads as usual
+        saved = torch.load(out / norm / name / MODEL_FILE, weights_only=True)["state_dict"]
+        assert set(saved) == set(serial.model.state_dict())
+        # sharded reading: each rank opened only the chunks of its own samples (1 sample a chunk)
+        opened = [set(ranks[r][name]["opened_chunks"]) for r in (0, 1)]
+        samples = [ranks[r][name]["epoch0_samples"] for r in (0, 1)]
+        for r in (0, 1):
+            assert {f"{s}/0/0/0" for s in samples[r]} == opened[r], (r, opened[r], samples[r])
+        assert not opened[0] & opened[1] and len(opened[0] | opened[1]) == 12
+
+    # resume across world sizes: the 2-process snapshot after epoch 2 continues on 1 process
+    name = "float64-none"
+    snapshot = out / "none" / f"{name}-snapshot"
+    resumed = Trainer.resume(snapshot)
+    assert resumed.epoch == 2
+    resumed.fit(progress=False)
+    serial = _serial(store, tmp_path / "serial-again", None, **_config(dtype="float64"))
+    for name_, value in serial.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name_], value, rtol=1e-10, atol=1e-10)
+
+
+def test_serial_checkpoint_resumes_on_two_processes(store, tmp_path):
+    class Snapshot:
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                shutil.copytree(trainer.run_dir, tmp_path / "snapshot")
+
+    serial = _serial(store, tmp_path / "serial", None, hooks=[Snapshot()], dtype="float64")
+    got = _run_worker(2, {"case": "resume", "run_dir": str(tmp_path / "snapshot")}, tmp_path / "p2")
+    for r in (0, 1):
+        assert [h["epoch"] for h in got[r]["resumed"]["history"]] == [1, 2, 3, 4]
+        assert got[r]["resumed"]["history"][-1]["processes"] == 2
+        for name, value in serial.model.state_dict().items():
+            torch.testing.assert_close(got[r]["resumed"]["params"][name], value, rtol=1e-10, atol=1e-10)
+
+
+def test_a_step_non_finite_on_one_rank_is_skipped_on_all(store, tmp_path):
+    got = _run_worker(2, {"case": "skip", "store": str(store), "config": _config()}, tmp_path / "skip")
+    for r in (0, 1):
+        skip = got[r]["skip"]
+        assert skip["first"] is None and skip["unchanged"] and skip["skipped"] == 1
+        assert skip["second"] is not None and np.isfinite(skip["second"])
+    assert got[0]["skip"]["second"] == got[1]["skip"]["second"]  # the global loss
+
+
+def test_a_rank_that_raises_stops_the_job(store, tmp_path):
+    spec = {
+        "case": "raise",
+        "store": str(store),
+        "config": _config(),
+        "raise_rank": 1,
+        "out": str(tmp_path),
+        "model": MODEL,
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    start = time.monotonic()
+    done = _torchrun(2, str(WORKER), str(tmp_path / "spec.json"), timeout=120)
+    assert done.returncode != 0
+    assert "injected failure on rank 1 at step 1" in done.stderr
+    assert time.monotonic() - start < 100  # stopped, not waiting for a collective timeout
+
+
+def _launch_args(store: Path, run_dir: Path, *extra: str) -> list[str]:
+    options = "--epochs 12 --batch-size 4 --lr 1e-2 --width 8 --modes 4 --layers 2 --device cpu "
+    options += "--deterministic --dtype float64 --val-fraction 0.125 --test-fraction 0.125 --no-progress"
+    return ["train", str(store), "--run-dir", str(run_dir), *options.split(), *extra]
+
+
+def test_killed_rank_is_restarted_from_the_checkpoint(store, tmp_path):
+    import psutil
+
+    run = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "ccs_fno.train_cli",
+        *_launch_args(store, run, "--nproc", "2", "--max-restarts", "1"),
+    ]
+    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics, deadline = run / METRICS_FILE, time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.01)
+    workers = [
+        p
+        for p in psutil.Process(proc.pid).children(recursive=True)
+        if "ccs_fno.train_cli" in " ".join(p.cmdline())
+    ]
+    workers = [p for p in workers if p.ppid() != proc.pid]  # torchrun's children, not torchrun
+    assert len(workers) == 2, [p.cmdline() for p in workers]
+    workers[-1].send_signal(signal.SIGKILL)
+    epochs_at_kill = len(metrics.read_text().splitlines())
+    assert 2 <= epochs_at_kill < 12, epochs_at_kill  # killed mid-run
+    try:
+        stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, stderr[-4000:]
+    assert "restarted by torchrun; continuing from the checkpoint of epoch" in stderr
+    assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()] == list(range(1, 13))
+    cli_model = MODEL | {"projection_width": ModelConfig().projection_width}  # the CLI's default
+    serial = _serial(store, tmp_path / "serial", None, model=cli_model, epochs=12, dtype="float64")
+    final = torch.load(run / MODEL_FILE, weights_only=True)["state_dict"]
+    for name, value in serial.model.state_dict().items():
+        torch.testing.assert_close(final[name], value, rtol=1e-10, atol=1e-10, msg=name)
+    assert json.loads(stdout.strip().splitlines()[-1])["epochs"] == 12
+
+
+def test_bad_launches_are_refused_before_any_process_starts(store, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli_main(_launch_args(store, run, "--nproc", "13")) == 2
+    assert "13 data-parallel processes for 12 training samples" in capsys.readouterr().err
+    assert cli_main(_launch_args(store, run, "--nproc", "3")) == 2
+    assert "global batch size 4 is not divisible by the 3 data-parallel processes" in capsys.readouterr().err
+    assert cli_main(_launch_args(tmp_path / "missing.zarr", run, "--nproc", "2")) == 2
+    assert "no ccs-fno store" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(_launch_args(store, run, "--nproc", "0"))
+    assert "must be an integer >= 1, got '0'" in capsys.readouterr().err
+    assert not run.exists()  # nothing half-written
+    assert CHECKPOINT_FILE == "checkpoint.pt"

@@ -84,10 +84,11 @@ def main(spec_path: str) -> None:
     out, result = Path(spec["out"]), {"rank": context.rank, "world_size": context.world_size}
     model = ModelConfig(**spec["model"])
     if spec["case"] == "train":  # several configurations, each trained from scratch
-        for name, options in spec["configs"].items():
+        for name, case in spec["configs"].items():
             recorder = ChunkRecorder()
             hooks = [recorder, Snapshot(spec["snapshot_epoch"], str(out / f"{name}-snapshot"))]
-            trainer = Trainer.start(spec["store"], out / name, TrainConfig(**options), model, hooks=hooks)
+            config, model = TrainConfig(**case["train"]), ModelConfig(**case["model"])
+            trainer = Trainer.start(spec["store"], out / name, config, model, hooks=hooks)
             trainer.fit(progress=False)
             result[name] = state(trainer) | {
                 "opened_chunks": sorted(recorder.opened),

@@ -32,7 +32,6 @@ from ccs_fno.training_data import GlobalBatchSampler
 WORKER = Path(__file__).with_name("dist_worker.py")
 TIMES = (0.0, 250.0, 500.0, 750.0, 1000.0)
 MODEL = {"width": 8, "modes": 4, "n_layers": 2, "projection_width": 16}
-TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
 TIMEOUT_S = 240  # a hung rank fails the test, never the CI
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
 
@@ -98,8 +97,8 @@ def _run_worker(nproc: int, spec: dict, out: Path) -> list[dict]:
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(nproc)]
 
 
-def _serial(store: Path, run_dir: Path, norm: str | None = None, hooks=(), model=MODEL, **config) -> Trainer:
-    model = ModelConfig(**(model | {"norm": norm}))
+def _serial(store: Path, run_dir: Path, hooks=(), model=MODEL, **config) -> Trainer:
+    model = ModelConfig(**model)
     trainer = Trainer.start(store, run_dir, TrainConfig(**_config(**config)), model, hooks=hooks)
     trainer.fit(progress=False)
     return trainer
@@ -153,39 +152,28 @@ def test_global_batches_do_not_depend_on_the_number_of_processes():
         GlobalBatchSampler(dataset, 6, 4, 0, seed=0)
 
 
-def test_data_parallel_training_equals_serial(store, tmp_path):
-    configs = {
-        f"{dtype}-{norm}": _config(dtype=dtype) | {"_norm": norm}
-        for dtype in ("float64", "float32")
-        for norm in ("none", "batch")
-    }
-    # the worker trains every configuration on 2 processes (per-rank batch 2, global 4)
-    results = []
-    for name, options in configs.items():
-        norm = options.pop("_norm")
-        results.append((name, norm, options))
-    out = tmp_path / "p2"
-    spec_configs = {name: options for name, _, options in results}
-    # a model config per case is global to the worker: run norm=None and norm=batch separately
-    ranks = {}
-    for norm in ("none", "batch"):
-        model = MODEL | {"norm": None if norm == "none" else "batch"}
-        chosen = {n: o for n, o in spec_configs.items() if n.endswith(norm)}
-        got = _run_worker(
-            2,
-            {"case": "train", "store": str(store), "configs": chosen, "model": model, "snapshot_epoch": 2},
-            out / norm,
-        )
-        for r, result in enumerate(got):
-            ranks.setdefault(r, {}).update({k: v for k, v in result.items() if k in chosen})
+CASES = {  # name: (train options, model options, tolerance)
+    "float64": ({"dtype": "float64"}, {}, 1e-10),
+    "float64-batchnorm": ({"dtype": "float64"}, {"norm": "batch"}, 1e-10),
+    "float32": ({"dtype": "float32"}, {}, 1e-5),
+    "float32-batchnorm": ({"dtype": "float32"}, {"norm": "batch"}, 1e-5),
+}
 
-    for name, norm, options in results:
-        serial = _serial(store, tmp_path / f"serial-{name}", None if norm == "none" else "batch", **options)
-        tol = TOLERANCE[options["dtype"]]
+
+def test_data_parallel_training_equals_serial(store, tmp_path):
+    out = tmp_path / "p2"
+    configs = {name: {"train": _config(**t), "model": MODEL | m} for name, (t, m, _) in CASES.items()}
+    configs["float32-fp16-grads"] = {"train": _config(grad_compression="fp16"), "model": MODEL}
+    configs["float64-soap"] = {"train": _config(dtype="float64", optimizer="soap"), "model": MODEL}
+    spec = {"case": "train", "store": str(store), "configs": configs, "snapshot_epoch": 2}
+    ranks = _run_worker(2, spec, out)  # 2 processes, per-rank batch 2, global batch 4
+
+    for name, (train, model, tol) in CASES.items():
+        serial = _serial(store, tmp_path / f"serial-{name}", model=MODEL | model, **train)
         for r in (0, 1):  # both ranks hold the same model
             _assert_same_run(ranks[r][name], serial, tol)
         # checkpoints hold the unwrapped model: model.pt of the 2-process run loads as usual
-        saved = torch.load(out / norm / name / MODEL_FILE, weights_only=True)["state_dict"]
+        saved = torch.load(out / name / MODEL_FILE, weights_only=True)["state_dict"]
         assert set(saved) == set(serial.model.state_dict())
         # sharded reading: each rank opened only the chunks of its own samples (1 sample a chunk)
         opened = [set(ranks[r][name]["opened_chunks"]) for r in (0, 1)]
@@ -194,15 +182,33 @@ def test_data_parallel_training_equals_serial(store, tmp_path):
             assert {f"{s}/0/0/0" for s in samples[r]} == opened[r], (r, opened[r], samples[r])
         assert not opened[0] & opened[1] and len(opened[0] | opened[1]) == 12
 
+    # half-precision gradients: half the bytes on the wire, nearly the same run
+    full, half = ranks[0]["float32"]["history"], ranks[0]["float32-fp16-grads"]["history"]
+    assert all(
+        h["grad_bytes_per_rank"] * 2 == f["grad_bytes_per_rank"] > 0 for f, h in zip(full, half, strict=True)
+    )
+    assert half[-1]["train_loss"] == pytest.approx(full[-1]["train_loss"], rel=1e-2)
+
+    # SOAP under DDP: the ranks stay identical (same averaged gradient, same preconditioner). It
+    # is not compared with serial to 1e-10: its eigenbases of nearly degenerate Gram matrices
+    # turn round-off differences of the gradient sum into different (equally valid) bases.
+    soap = [ranks[r]["float64-soap"] for r in (0, 1)]
+    assert all(torch.equal(soap[0]["params"][k], soap[1]["params"][k]) for k in soap[0]["params"])
+    serial = _serial(store, tmp_path / "serial-soap", dtype="float64", optimizer="soap")
+    assert soap[0]["history"][-1]["train_loss"] == pytest.approx(serial.history[-1]["train_loss"], rel=0.1)
+    assert soap[0]["history"][-1]["train_loss"] < soap[0]["history"][0]["train_loss"]
+    resumed = Trainer.resume(out / "float64-soap-snapshot")  # SOAP state resumes on 1 process
+    assert type(resumed.optimizer).__name__ == "SOAP" and resumed.optimizer.state
+    resumed.fit(progress=False)
+    assert resumed.history[-1]["train_loss"] == pytest.approx(soap[0]["history"][-1]["train_loss"], rel=0.1)
+
     # resume across world sizes: the 2-process snapshot after epoch 2 continues on 1 process
-    name = "float64-none"
-    snapshot = out / "none" / f"{name}-snapshot"
-    resumed = Trainer.resume(snapshot)
+    resumed = Trainer.resume(out / "float64-snapshot")
     assert resumed.epoch == 2
     resumed.fit(progress=False)
-    serial = _serial(store, tmp_path / "serial-again", None, **_config(dtype="float64"))
-    for name_, value in serial.model.state_dict().items():
-        torch.testing.assert_close(resumed.model.state_dict()[name_], value, rtol=1e-10, atol=1e-10)
+    serial = Trainer.resume(tmp_path / "serial-float64")  # the finished serial run, epoch 4
+    for name, value in serial.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=1e-10, atol=1e-10)
 
 
 def test_serial_checkpoint_resumes_on_two_processes(store, tmp_path):
@@ -211,7 +217,7 @@ def test_serial_checkpoint_resumes_on_two_processes(store, tmp_path):
             if record["epoch"] == 2:
                 shutil.copytree(trainer.run_dir, tmp_path / "snapshot")
 
-    serial = _serial(store, tmp_path / "serial", None, hooks=[Snapshot()], dtype="float64")
+    serial = _serial(store, tmp_path / "serial", hooks=[Snapshot()], dtype="float64")
     got = _run_worker(2, {"case": "resume", "run_dir": str(tmp_path / "snapshot")}, tmp_path / "p2")
     for r in (0, 1):
         assert [h["epoch"] for h in got[r]["resumed"]["history"]] == [1, 2, 3, 4]
@@ -287,7 +293,7 @@ def test_killed_rank_is_restarted_from_the_checkpoint(store, tmp_path):
     assert "restarted by torchrun; continuing from the checkpoint of epoch" in stderr
     assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()] == list(range(1, 13))
     cli_model = MODEL | {"projection_width": ModelConfig().projection_width}  # the CLI's default
-    serial = _serial(store, tmp_path / "serial", None, model=cli_model, epochs=12, dtype="float64")
+    serial = _serial(store, tmp_path / "serial", model=cli_model, epochs=12, dtype="float64")
     final = torch.load(run / MODEL_FILE, weights_only=True)["state_dict"]
     for name, value in serial.model.state_dict().items():
         torch.testing.assert_close(final[name], value, rtol=1e-10, atol=1e-10, msg=name)
@@ -306,4 +312,10 @@ def test_bad_launches_are_refused_before_any_process_starts(store, tmp_path, cap
         cli_main(_launch_args(store, run, "--nproc", "0"))
     assert "must be an integer >= 1, got '0'" in capsys.readouterr().err
     assert not run.exists()  # nothing half-written
+    Trainer.start(store, run, TrainConfig(**_config(epochs=1)), ModelConfig(**MODEL)).fit(progress=False)
+    for changed in (["--optimizer", "soap"], ["--width", "16"], ["--nproc", "2", "--layers", "3"]):
+        assert cli_main(["train", str(store), "--run-dir", str(run), "--resume", *changed]) == 2
+        assert (
+            "were given with --resume; a resumed run keeps its saved configuration" in capsys.readouterr().err
+        )
     assert CHECKPOINT_FILE == "checkpoint.pt"

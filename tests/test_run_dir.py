@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 from stores import build_store
@@ -130,3 +132,29 @@ def test_a_full_disk_ends_in_a_clear_message_and_the_run_stays_resumable(stores,
         assert epochs == [1, 2, 3]
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_sigkill_during_the_first_checkpoint_leaves_nothing_the_next_run_refuses(stores, tmp_path):
+    run = tmp_path / "run"
+    # a wide model: its ~95 MB checkpoint takes long enough to write that the kill lands mid-write
+    command = [sys.executable, "-m", "ccs_fno.train_cli", "train", str(stores[0]), "--run-dir", str(run)]
+    command += "--epochs 1 --batch-size 2 --width 256 --modes 3 --layers 4 --device cpu --no-progress".split()
+    command += "--val-fraction 0.25 --test-fraction 0.25".split()
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, litter = time.monotonic() + 120, []
+    while time.monotonic() < deadline and proc.poll() is None and not litter:
+        litter = list(run.glob(".checkpoint.pt.tmp-*"))
+        time.sleep(0.001)
+    proc.kill()
+    _, stderr = proc.communicate()
+    assert litter and proc.returncode == -9, stderr.decode()[-2000:]
+    assert litter[0].exists() and not (run / CHECKPOINT_FILE).exists()  # what a kill leaves
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]  # the same command starts over cleanly
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoint.pt",
+        "config.json",
+        "metrics.jsonl",
+        "model.pt",
+    ]

@@ -45,6 +45,8 @@ class BatchNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
+        # Process groups the statistics are summed over: the spatially sharded FNO adds "spatial".
+        self.groups: tuple[str, ...] = ("data",)
 
     def extra_repr(self) -> str:
         return f"{self.channels}, eps={self.eps}, momentum={self.momentum}, synchronised"
@@ -59,8 +61,9 @@ class BatchNorm(nn.Module):
                 count = torch.full((1,), h.numel() / self.channels, dtype=stat_dtype, device=x.device)
                 stats = torch.cat([count, h.sum(dims), (h * h).sum(dims)])
                 context = get_context()
-                if context.size("data") > 1:
-                    stats = dist_fn.all_reduce(stats, group=context.group("data"))
+                for group in self.groups:
+                    if context.size(group) > 1:
+                        stats = dist_fn.all_reduce(stats, group=context.group(group))
                 n = stats[0]
                 mean = stats[1 : 1 + self.channels] / n
                 var = (stats[1 + self.channels :] / n - mean * mean).clamp_min(0.0)

@@ -16,20 +16,24 @@ from pathlib import Path
 
 import torch
 
-from ccs_fno.distributed import get_context, init_context, shutdown_context
-from ccs_fno.nn import FNO
+from ccs_fno.distributed import get_context, init_context, shard_range, shutdown_context
+from ccs_fno.metrics import relative_l2
+from ccs_fno.nn import FNO, SpectralConv, spectral_conv
 from ccs_fno.nn.spectral import _gather_modes, _scatter_modes, spectral_dtypes
 from ccs_fno.spatial import (
     SpatialFNO,
+    SpatialSpectralConv,
     comm_counter,
     dist_irfft_modes,
     dist_rfft_modes,
+    dist_spectral_conv,
     full_grads,
     full_state_dict,
     gather_output,
     reduce_replicated_grads,
     shard_input,
     slab_layout,
+    spatial_relative_l2,
     split_sizes,
     transpose_bytes,
     wire_dtype,
@@ -110,9 +114,10 @@ def model_case(case: dict) -> dict:
         x_ref = x.clone().requires_grad_()
         y_ref = reference(x_ref)
         (y_ref * g).sum().backward()
+    rel_l2 = case.get("loss") == "rel_l2"  # the training loss: replicated, from global sums
     x_serial = x.clone().requires_grad_()
     y_serial = serial(x_serial)
-    (y_serial * g).sum().backward()
+    (relative_l2(y_serial, g).mean() if rel_l2 else (y_serial * g).sum()).backward()
 
     counter = comm_counter()
     counter.reset()
@@ -120,7 +125,11 @@ def model_case(case: dict) -> dict:
     x_local = shard_input(x_sharded, context)
     y_local = sharded(x_local)
     forward_bytes = counter.forward_bytes
-    loss_local = (y_local * shard_input(g, context)).sum()  # this rank's part of the global sum
+    g_local = shard_input(g, context)
+    if rel_l2:
+        loss_local = spatial_relative_l2(y_local, g_local).mean()  # the same on every rank
+    else:
+        loss_local = (y_local * g_local).sum()  # this rank's part of the global sum
     loss_local.backward()
     reduce_replicated_grads(sharded)
     y = gather_output(y_local.detach(), context)
@@ -163,6 +172,38 @@ def model_case(case: dict) -> dict:
     return results
 
 
+def padded_case(case: dict) -> dict:
+    """dist_spectral_conv with Fourier padding (the float16 cuFFT path, here in float64) vs the
+    serial spectral_conv on the same padded grids: output and gradients (input, weight block)."""
+    context = get_context()
+    parts, me = context.size("spatial"), context.group_rank("spatial")
+    shape, modes = tuple(case["shape"]), tuple(case["modes"])
+    grid = tuple(1 << (n - 1).bit_length() for n in shape)
+    dtypes = spectral_dtypes("full", "cpu", torch.float64)
+    torch.manual_seed(4)
+    layer = SpectralConv(3, 2, modes).double()
+    x = torch.randn(2, 3, *shape, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 2, *shape, dtype=torch.float64)
+    y = spectral_conv(x, layer.weight, modes, dtypes, grid, grid)
+    (y * g).sum().backward()
+    sharded = SpatialSpectralConv.from_serial(layer)
+    cells = split_sizes(shape[0], parts)
+    x_local = shard_input(x.detach(), context).clone().requires_grad_()
+    y_local = dist_spectral_conv(
+        x_local, sharded.weight, modes, dtypes, cells, sharded.mode_split, context, None, grid, grid
+    )
+    (y_local * shard_input(g, context)).sum().backward()
+    start, stop = shard_range(modes[-1], parts, me)
+    return {
+        "output": rel(gather_output(y_local.detach(), context), y.detach()),
+        "input_grad": rel(gather_output(x_local.grad, context), x.grad),
+        "weight_grad": rel(
+            sharded.weight.grad, layer.weight.grad.narrow(len(modes) - 1, start, stop - start)
+        ),
+        "unpadded": rel(y.detach(), spectral_conv(x.detach(), layer.weight.detach(), modes, dtypes)),
+    }
+
+
 def bad_cases() -> dict:
     """Each entry: the error message this rank raised (None: nothing raised -> test fails)."""
     context = get_context()
@@ -195,10 +236,12 @@ def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     torch.set_num_threads(1)
     context = init_context(device="cpu", spatial_size=spec["spatial"], timeout_s=spec.get("timeout_s", 60))
-    result: dict = {"rank": context.rank, "fft": {}, "models": {}}
+    result: dict = {"rank": context.rank, "fft": {}, "padded": {}, "models": {}}
     try:
         for case in spec.get("fft", []):
             result["fft"][case["name"]] = fft_case(case)
+        for case in spec.get("padded", []):
+            result["padded"][case["name"]] = padded_case(case)
         for case in spec.get("models", []):
             result["models"][case["name"]] = model_case(case)
         if spec.get("bad"):

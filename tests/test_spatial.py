@@ -50,6 +50,12 @@ FFT_CASES = [
     {"name": "3d", "shape": [8, 6, 8], "modes": [3, 2, 4]},
 ]
 
+# Fourier padding to powers of two (the float16 cuFFT path) exercised in float64 on CPU
+PADDED_CASES = [
+    {"name": "2d", "shape": [15, 10], "modes": [4, 4]},
+    {"name": "3d", "shape": [7, 6, 7], "modes": [3, 2, 4]},
+]
+
 
 def _models(parts: int) -> list[dict]:
     """2-D and 3-D, even and uneven splits of cells (z) and of modes (last dim) for P = parts."""
@@ -62,6 +68,9 @@ def _models(parts: int) -> list[dict]:
         base = {"shape": shape, "modes": modes}
         cases.append(base | {"name": f"{name}-f64-batchnorm", "dtype": "float64", "norm": "batch"})
         cases.append(base | {"name": f"{name}-f64", "dtype": "float64"})
+    shape, modes = grids["2d-uneven"]
+    rel_l2 = {"name": "2d-uneven-f64-rel_l2", "dtype": "float64", "norm": "batch", "loss": "rel_l2"}
+    cases.append(rel_l2 | {"shape": shape, "modes": modes})
     for name in ("2d-uneven", "3d"):
         shape, modes = grids[name]
         base = {"shape": shape, "modes": modes, "dtype": "float32"}
@@ -84,7 +93,14 @@ def ranks(request, tmp_path_factory) -> tuple[int, list[dict]]:
     """Per-rank results of one torchrun launch with ``P`` processes (one spatial group)."""
     parts = request.param
     out = tmp_path_factory.mktemp(f"spatial{parts}")
-    spec = {"out": str(out), "spatial": parts, "fft": FFT_CASES, "models": _models(parts), "bad": True}
+    spec = {
+        "out": str(out),
+        "spatial": parts,
+        "fft": FFT_CASES,
+        "padded": PADDED_CASES,
+        "models": _models(parts),
+        "bad": True,
+    }
     (out / "spec.json").write_text(json.dumps(spec))
     command = [
         sys.executable,
@@ -118,10 +134,20 @@ def test_distributed_fft_matches_rfftn(ranks):
                 assert err <= 1e-12, (parts, result["rank"], name, what, err)
 
 
+def test_fourier_padding_path_matches_serial(ranks):
+    """The float16-cuFFT code path (pad to powers of two, n_0 after the transpose) = serial."""
+    parts, results = ranks
+    for result in results:
+        assert set(result["padded"]) == {c["name"] for c in PADDED_CASES}
+        for name, errors in result["padded"].items():
+            for what, err in errors.items():
+                assert err <= 1e-10, (parts, result["rank"], name, what, err)
+
+
 def _model_cases(results: list[dict], precision: str):
     for result in results:
         for name, case in result["models"].items():
-            if (precision == "full") == (name.endswith(("f64", "f32", "batchnorm"))):
+            if (precision == "full") == (name.endswith(("f64", "f32", "batchnorm", "rel_l2"))):
                 yield result["rank"], name, case
 
 
@@ -138,7 +164,7 @@ def test_sharded_fno_matches_serial(ranks):
         assert case["state_keys"] and case["state"] <= tol, (*where, "state", case["state"])
         assert case["reloaded"] <= tol, (*where, "reloaded", case["reloaded"])
         seen += 1
-    assert seen == parts * 8
+    assert seen == parts * 9
 
 
 def test_sharded_half_and_mixed_within_documented_tolerance(ranks):

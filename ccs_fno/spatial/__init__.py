@@ -32,6 +32,7 @@ from ccs_fno.spatial.partition import (
     gather_output,
     gather_sizes,
     shard_input,
+    spatial_relative_l2,
     spatial_sum,
     split_sizes,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "reduce_replicated_grads",
     "shard_input",
     "slab_layout",
+    "spatial_relative_l2",
     "spatial_sum",
     "split_sizes",
     "transpose",

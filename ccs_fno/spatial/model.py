@@ -112,17 +112,21 @@ def dist_spectral_conv(
     mode_split: Sequence[int],
     context: ProcessContext,
     wire: torch.dtype | None = None,
+    forward_grid: Sequence[int] | None = None,
+    inverse_grid: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """``ccs_fno.nn.spectral.spectral_conv`` on this rank's z slab; returns the inverse-FFT dtype.
 
     x: [b, i, cells[r], *unsharded]; weight: this rank's block [*mode_axes[:-1], mode_split[r],
     i, o, 2]; returns [b, o, cells[r], *unsharded]. Same scaling (DFT/sqrt(N) in, sqrt(N)/N'
-    out), mode set and Fourier padding as the serial function.
+    out), mode set and Fourier padding as the serial function: ``forward_grid``/``inverse_grid``
+    are the global grids of the transforms (default ``fft_grid`` of each stage's dtype, i.e.
+    powers of two for float16); a larger grid does not change the result.
     """
     shape = (sum(cells), *x.shape[3:])
     n_points = math.prod(shape)
-    forward_grid = fft_grid(shape, dtypes.forward_fft)
-    inverse_grid = fft_grid(shape, dtypes.inverse_fft)
+    forward_grid = tuple(forward_grid or fft_grid(shape, dtypes.forward_fft))
+    inverse_grid = tuple(inverse_grid or fft_grid(shape, dtypes.inverse_fft))
     h = x.to(dtypes.forward_fft) * (math.sqrt(n_points) / math.prod(forward_grid))
     block = dist_rfft_modes(h, modes, cells, mode_split, context, wire, forward_grid)
     block = spectral_contract(block.to(dtypes.contraction), weight)

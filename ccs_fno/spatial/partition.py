@@ -152,4 +152,20 @@ def spatial_sum(x: torch.Tensor, context: ProcessContext | None = None) -> torch
     return _SpatialSum.apply(x, context)
 
 
+def spatial_relative_l2(
+    pred: torch.Tensor, target: torch.Tensor, context: ProcessContext | None = None
+) -> torch.Tensor:
+    """Per-sample ``||pred - target|| / ||target||`` over the WHOLE grid from slabs, shape [B].
+
+    ``ccs_fno.metrics.relative_l2`` of the gathered tensors, the same value on every rank of
+    the spatial group (one all-reduce of 2B numbers); its gradient w.r.t. each slab is the
+    global one (``spatial_sum``), so ``spatial_relative_l2(y, t).mean().backward()`` followed by
+    ``reduce_replicated_grads`` gives the serial gradients.
+    """
+    sums = torch.stack([(pred - target).flatten(1).square().sum(1), target.flatten(1).square().sum(1)])
+    sums = spatial_sum(sums, context)
+    tiny = torch.finfo(sums.dtype).tiny  # sqrt's gradient at 0 is infinite; norm's is 0
+    return sums[0].clamp_min(tiny).sqrt() / sums[1].sqrt().clamp_min(1e-12)
+
+
 _FEWER = "use a smaller --spatial-parallel, a larger grid, or split another dim"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,9 +77,12 @@ class ProcessContext:
         if self.distributed:
             dist.barrier()
 
-    def all_reduce_sum(self, tensor: torch.Tensor, group: str = "data") -> torch.Tensor:
-        """Sum ``tensor`` over group ``group`` in place (and return it); no-op for one process."""
-        if self.size(group) > 1:
+    def all_reduce_sum(self, tensor: torch.Tensor, group: str | None = "data") -> torch.Tensor:
+        """Sum ``tensor`` over group ``group`` (None: every process) in place, and return it."""
+        if group is None:
+            if self.distributed:
+                dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        elif self.size(group) > 1:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=self.group(group))
         return tensor
 
@@ -223,6 +225,3 @@ def shard_range(n: int, parts: int, index: int) -> tuple[int, int]:
     return start, start + base + (1 if index < extra else 0)
 
 
-def world_ranks(context: ProcessContext, group: str) -> Sequence[int]:
-    """Global ranks of this process's group ``group``."""
-    return context.ranks.get(group, (context.rank,))

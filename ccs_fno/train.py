@@ -14,6 +14,12 @@ step, shared with the skip decision). Validation/test metrics count every sample
 Rank 0 alone writes files and shows progress. Checkpoints hold the unwrapped model, so they do
 not depend on P; a run resumes on any number of processes that divides its global batch.
 
+Spatial model parallelism (``--spatial-parallel S``; process grid data x spatial): the model is
+a ``ccs_fno.spatial.SpatialFNO`` whose ranks each hold a z slab of every sample and a block of
+the Fourier weights; the relative L2 sums its norms over the slabs, replicated weights' gradients
+are summed over the spatial group, DDP averages over the data group only, and checkpoints gather
+the weights and Adam moments into the serial layout (any process grid resumes them).
+
 Mixed precision: a phase of the precision schedule other than "full" runs the forward pass under
 ``torch.autocast`` in the device's half dtype (float16 on CUDA, bfloat16 on CPU) and sets the
 model's spectral precision. ``torch.amp.GradScaler`` is enabled on CUDA when the schedule uses
@@ -51,7 +57,7 @@ from tqdm.auto import tqdm
 
 from ccs_fno.checkpoint import build_model, load_weights
 from ccs_fno.data import INPUT_CHANNELS, Normalisers
-from ccs_fno.distributed import ProcessContext, get_context
+from ccs_fno.distributed import ProcessContext, get_context, shard_range
 from ccs_fno.metrics import relative_h1_seminorm, relative_l2
 from ccs_fno.nn import FNO, reduced_dtype, warn_if_slow_half
 from ccs_fno.nn.spectral import validate_grid
@@ -147,6 +153,11 @@ class Trainer:
                 warn_if_slow_half(precision, self.device)
         self.dtype = getattr(torch, config.dtype)
         self.model = model.to(self.device, self.dtype)
+        self.spatial = context.size("spatial")
+        nz = data.store.grid.shape[0]
+        self.z_range = shard_range(nz, self.spatial, context.group_rank("spatial"))
+        if self.spatial > 1:
+            self.model = _shard_model(self.model, config, nz, self.spatial)
         self.network: torch.nn.Module = self.model  # what the forward pass calls
         self.comm_bytes = 0  # gradient bytes this rank sent into all-reduces (DDP only)
         if self.data_parallel > 1:
@@ -257,8 +268,13 @@ class Trainer:
                 f"{path} was written with optimizer {state['train_config'].get('optimizer')!r}, "
                 f"not {self.config.optimizer!r}"
             )
-        load_weights(self.model, state["model"], path, "model weights")
-        load_weights(self.optimizer, state["optimizer"], path, "optimizer state")
+        load_weights(self.model, state["model"], path, "model weights")  # shards take their block
+        optimizer = state["optimizer"]
+        if self.spatial > 1:
+            from ccs_fno.spatial.checkpoint import shard_optimizer_state
+
+            optimizer = shard_optimizer_state(optimizer, self.model)
+        load_weights(self.optimizer, optimizer, path, "optimizer state")
         load_weights(self.scheduler, state["scheduler"], path, "scheduler state")
         load_weights(self.scaler, state["scaler"], path, "GradScaler state")
         self.epoch, self.history = int(state["epoch"]), list(state["history"])
@@ -334,12 +350,16 @@ class Trainer:
             "split": self.data.split_lists(),
         }
 
-    def model_state(self) -> dict[str, Any]:
+    def _weights(self) -> dict[str, torch.Tensor]:
+        """The serial model's state dict (gathered from the shards: collective when sharded)."""
+        return self.model.full_state_dict() if self.spatial > 1 else self.model.state_dict()
+
+    def model_state(self, weights: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
         """The contents of ``model.pt``: what a Surrogate needs, nothing for training."""
         return {
             "run_id": self.run_id,
             "model_config": dict(self.model.config),
-            "state_dict": self.model.state_dict(),
+            "state_dict": self._weights() if weights is None else weights,
             "normalisers": self.normalisers.to_dict(),
             "grid": asdict(self.store.grid),
             "times_days": self.store.times_days.tolist(),
@@ -352,7 +372,15 @@ class Trainer:
         }
 
     def save(self) -> None:
-        """Write ``checkpoint.pt`` then ``model.pt`` (rank 0 only; others return at once)."""
+        """Write ``checkpoint.pt`` then ``model.pt`` (rank 0; the others only help gather shards).
+
+        Both files hold the serial model and optimiser state, whatever the process grid.
+        """
+        weights, optimizer = self._weights(), self.optimizer.state_dict()
+        if self.spatial > 1:
+            from ccs_fno.spatial.checkpoint import full_optimizer_state
+
+            optimizer = full_optimizer_state(self.optimizer, self.model)
         if not self.context.is_main:
             return
         state = {
@@ -366,14 +394,14 @@ class Trainer:
             "model_config": dict(self.model.config),
             "normalisers": self.normalisers.to_dict(),
             "split": self.data.split_lists(),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": weights,
+            "optimizer": optimizer,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": self._rng_state(),
             "world_size": self.context.world_size,
         }
-        self.run.save(state, self.model_state())
+        self.run.save(state, self.model_state(weights))
 
     # -- training -------------------------------------------------------------------------------
 
@@ -392,11 +420,25 @@ class Trainer:
             if method is not None:
                 method(self, *args)
 
+    def _slab(self, t: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of a batch [B, C, Z, X] (all of it without spatial parallelism)."""
+        if self.spatial == 1:
+            return t
+        return t[:, :, self.z_range[0] : self.z_range[1]]
+
+    def _relative_l2(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-sample relative L2 of whole samples (norms summed over the spatial group)."""
+        if self.spatial == 1:
+            return relative_l2(pred, target)
+        from ccs_fno.spatial import spatial_relative_l2
+
+        return spatial_relative_l2(pred, target)
+
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean relative L2 (+ ``h1_weight`` x relative H1 seminorm) over the (local) batch."""
         dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
         pred, target = pred.to(dtype), target.to(dtype)
-        loss = relative_l2(pred, target).mean()
+        loss = self._relative_l2(pred, target).mean()
         if self.config.h1_weight > 0:
             loss = loss + self.config.h1_weight * relative_h1_seminorm(pred, target).mean()
         return loss
@@ -407,27 +449,30 @@ class Trainer:
         Returns the global batch's mean loss, or None (and counted) when the step was skipped
         because the loss or a gradient was not finite on some rank.
         """
-        x = x.to(self.device, self.dtype, non_blocking=True)
-        y = y.to(self.device, self.dtype, non_blocking=True)
+        x = self._slab(x).to(self.device, self.dtype, non_blocking=True)
+        y = self._slab(y).to(self.device, self.dtype, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             pred = self.network(x)
         loss = self.loss(pred, y)
         self.scaler.scale(loss).backward()  # DDP averages the gradients over the data group
+        if self.spatial > 1:  # replicated weights saw one slab each: sum over the slabs
+            self.model.reduce_replicated_grads()
         self.scaler.unscale_(self.optimizer)  # true gradients, checked below
         # An overflowed loss can backpropagate finite (zero) gradients: check both. One
-        # all-reduce carries the verdict and the loss, so every rank skips the same steps.
+        # all-reduce over every process carries the verdict and the loss, so all skip alike
+        # (the loss is the same on the ranks of a spatial group: divide by the world size).
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         bad = ~torch.stack([torch.isfinite(loss), *(torch.isfinite(g).all() for g in grads)]).all()
         summary = torch.stack([bad.to(torch.float64), loss.detach().to(torch.float64)])
-        bad_ranks, loss_sum = self.context.all_reduce_sum(summary, "data").tolist()
+        bad_ranks, loss_sum = self.context.all_reduce_sum(summary, None).tolist()
         finite = bad_ranks == 0
         if finite:
             self.scaler.step(self.optimizer)
         else:
             self.skipped_steps += 1
         self.scaler.update()  # lowers the scale after an overflow (no-op when disabled)
-        return loss_sum / self.data_parallel if finite else None
+        return loss_sum / self.context.world_size if finite else None
 
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> float:
@@ -440,8 +485,8 @@ class Trainer:
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
         for x, y in self.eval_loaders[split]:
             with self._autocast():
-                pred = self.model(x.to(self.device, self.dtype))
-            errors = relative_l2(pred.to(torch.float64), y.to(self.device, torch.float64))
+                pred = self.model(self._slab(x).to(self.device, self.dtype))
+            errors = self._relative_l2(pred.to(torch.float64), self._slab(y).to(self.device, torch.float64))
             total += torch.stack([errors.sum(), torch.tensor(float(errors.numel()), device=self.device)])
         self.model.train()
         error_sum, count = self.context.all_reduce_sum(total, "data").tolist()
@@ -525,6 +570,41 @@ class Trainer:
         torch.set_rng_state(state["torch"])
         if state["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def check_spatial_layout(grid_shape: Sequence[int], modes: Sequence[int], spatial: int) -> None:
+    """Raise a clear ValueError unless ``spatial`` ranks can share this grid and these modes.
+
+    The grid is split in z slabs (every rank needs a row) and, after the transpose, the retained
+    modes of the last dim are split (every rank needs one).
+    """
+    nz, m_last = int(grid_shape[0]), int(modes[-1])
+    if spatial > nz:
+        raise ValueError(
+            f"--spatial-parallel {spatial} exceeds the {nz} grid rows along z: every process needs "
+            f"at least one; use at most {nz}"
+        )
+    if spatial > m_last:
+        raise ValueError(
+            f"--spatial-parallel {spatial} exceeds the {m_last} retained modes along x: every "
+            f"process holds a block of them; use at most {m_last} or more --modes"
+        )
+
+
+def _shard_model(model: FNO, config: TrainConfig, nz: int, spatial: int) -> torch.nn.Module:
+    """``model`` split in z over the spatial group, after checking the run can be sharded."""
+    from ccs_fno.spatial import SpatialFNO
+    from ccs_fno.spatial.checkpoint import check_shardable_state
+
+    check_spatial_layout((nz,), model.config["modes"], spatial)
+    check_shardable_state(config.optimizer)
+    if config.h1_weight > 0:
+        raise ValueError(
+            f"h1_weight={config.h1_weight} with spatial parallelism: the H1 term's differences "
+            "cross the slab boundaries, which is not supported; use h1_weight 0 or no "
+            "--spatial-parallel"
+        )
+    return SpatialFNO.from_fno(model)
 
 
 def _seed_everything(seed: int) -> None:

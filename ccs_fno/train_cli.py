@@ -76,6 +76,16 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         help="data-parallel processes on this machine, started with torchrun (default 1: no torchrun)",
     )
     parser.add_argument(
+        "--spatial-parallel",
+        type=number_type(int, 1),
+        default=1,
+        metavar="S",
+        help=(
+            "with --nproc P: split every sample's grid in S slabs along z over S processes (spatial "
+            "model parallelism); P/S data-parallel replicas share the batch (default 1)"
+        ),
+    )
+    parser.add_argument(
         "--max-restarts",
         type=number_type(int, 0),
         default=0,
@@ -203,7 +213,22 @@ def _check_launch(args: argparse.Namespace, options: dict, model_options: dict) 
             )
     summary = read_store(args.store)
     split = split_samples(summary.done_indices, config.val_fraction, config.test_fraction, config.split_seed)
-    check_data_parallel(split["train"].size, config.batch_size, args.nproc)
+    spatial = args.spatial_parallel
+    if args.nproc % spatial:
+        raise ValueError(
+            f"--nproc {args.nproc} is not divisible by --spatial-parallel {spatial}: the processes form "
+            f"a grid of data-parallel replicas x {spatial} spatial shards; use a multiple of {spatial}"
+        )
+    check_data_parallel(split["train"].size, config.batch_size, args.nproc // spatial)
+    if spatial > 1:
+        from ccs_fno.train import check_spatial_layout
+
+        modes = (
+            RunDir(args.run_dir).load_checkpoint()["model_config"]["modes"]
+            if args.resume
+            else ModelConfig(**model_options).modes
+        )
+        check_spatial_layout(summary.grid.shape, modes, spatial)
 
 
 def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -250,6 +275,14 @@ def run_train(args: argparse.Namespace) -> int:
         options, model_options = _options(args)
     except ValueError as err:
         return _fail("train", err)
+    if args.spatial_parallel > 1 and (args.nproc or 1) < 2 and not _in_torchrun():
+        return _fail(
+            "train",
+            ValueError(
+                f"--spatial-parallel {args.spatial_parallel} needs that many processes: add "
+                f"--nproc {args.spatial_parallel} (or a multiple of it)"
+            ),
+        )
     if args.nproc not in (None, 1) and not _in_torchrun():
         try:
             _check_launch(args, options, model_options)
@@ -261,7 +294,10 @@ def run_train(args: argparse.Namespace) -> int:
     from ccs_fno.run_dir import RunDir, RunDirFull
     from ccs_fno.train import ModelConfig, TrainConfig, Trainer
 
-    context = init_context(device=options.get("device", "auto"))
+    try:
+        context = init_context(device=options.get("device", "auto"), spatial_size=args.spatial_parallel)
+    except ValueError as err:
+        return _fail("train", err)
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
     try:
         if args.resume or (restarted and RunDir(args.run_dir).has_checkpoint()):

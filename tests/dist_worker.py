@@ -64,14 +64,17 @@ class RaiseAt:
 
 
 def state(trainer: Trainer) -> dict:
+    if trainer.spatial > 1:  # sharded: gather to the serial shapes (collective on every rank)
+        from ccs_fno.spatial import full_grads
+
+        params, grads = trainer.model.full_state_dict(), full_grads(trainer.model)
+    else:
+        params = trainer.model.state_dict()
+        grads = {k: p.grad for k, p in trainer.model.named_parameters() if p.grad is not None}
     return {
         "history": trainer.history,
-        "params": {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()},
-        "grads": {
-            k: p.grad.detach().cpu().clone()
-            for k, p in trainer.model.named_parameters()
-            if p.grad is not None
-        },
+        "params": {k: v.detach().cpu().clone() for k, v in params.items()},
+        "grads": {k: g.detach().cpu().clone() for k, g in grads.items()},
         "skipped_steps": trainer.skipped_steps,
         "test_rel_l2": trainer.evaluate("test"),
     }
@@ -80,7 +83,9 @@ def state(trainer: Trainer) -> dict:
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     torch.set_num_threads(1)
-    context = init_context(device="cpu", timeout_s=spec.get("timeout_s", 120))
+    context = init_context(
+        device="cpu", spatial_size=spec.get("spatial", 1), timeout_s=spec.get("timeout_s", 120)
+    )
     out, result = Path(spec["out"]), {"rank": context.rank, "world_size": context.world_size}
     model = ModelConfig(**spec["model"])
     if spec["case"] == "train":  # several configurations, each trained from scratch

@@ -15,6 +15,9 @@ saturation [T, Z, X], already in [0, 1].
 
 ``ZarrSaturationDataset`` reads the store lazily: per-sample scalars are read once, fields per item
 through an xarray handle opened in the process that reads (so DataLoader workers open their own).
+With ``z_range=(z0, z1)`` (a rank of a spatially parallel model) it reads rows z0..z1-1 only: just
+the Zarr chunks overlapping them (a store generated with ``--spatial-chunks`` has several along z),
+and encodes them with their global z coordinates, so a slab equals the same rows of the full sample.
 """
 
 from __future__ import annotations
@@ -126,19 +129,24 @@ class Normalisers:
         producer_zx: np.ndarray,
         z_m: np.ndarray,
         x_m: np.ndarray,
+        z_range: tuple[int, int] | None = None,
     ) -> np.ndarray:
         """Model inputs float32 [n, C, Z, X] from fields (n, Z, X), rates (n,), well cells (n, 2).
 
-        ``z_m`` / ``x_m`` are the cell-centre coordinates (m) of the grid the fields live on.
+        ``z_m`` / ``x_m`` are the cell-centre coordinates (m) of the grid the fields live on (the
+        whole grid: well cells index them). With ``z_range=(z0, z1)`` the fields hold rows
+        z0..z1-1 of that grid only, and so do the inputs: the same values as those rows of the
+        whole grid's encoding.
         """
+        rows = z_slice(z_range, len(z_m))
         k = np.asarray(permeability_md, dtype=np.float64)
         rate = self.rate(np.asarray(rate_m3_per_day, dtype=np.float64))
         channels = [
             self.log_permeability(np.log(k)),
             self.porosity(np.broadcast_to(np.asarray(porosity, dtype=np.float64), k.shape)),
             np.broadcast_to(rate[:, None, None], k.shape),
-            self._bumps(injector_zx, z_m, x_m),
-            self._bumps(producer_zx, z_m, x_m),
+            self._bumps(injector_zx, z_m, x_m)[:, rows],
+            self._bumps(producer_zx, z_m, x_m)[:, rows],
         ]
         return np.stack(channels, axis=1).astype(np.float32)
 
@@ -150,6 +158,21 @@ class Normalisers:
         gz = np.exp(-np.square(z_m[None, :] - z_m[cells[:, 0], None]) / scale)
         gx = np.exp(-np.square(x_m[None, :] - x_m[cells[:, 1], None]) / scale)
         return gz[:, :, None] * gx[:, None, :]
+
+
+def z_slice(z_range: tuple[int, int] | None, nz: int) -> slice:
+    """Rows ``z_range = (z0, z1)`` (z0..z1-1, 0 <= z0 < z1 <= nz) as a slice; None: all ``nz`` rows."""
+    if z_range is None:
+        return slice(0, nz)
+    try:
+        z0, z1 = z_range
+    except (TypeError, ValueError):
+        z0 = z1 = None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (z0, z1)):
+        raise ValueError(f"z_range must be a pair of integers (z0, z1), got {z_range!r}")
+    if not 0 <= z0 < z1 <= nz:
+        raise ValueError(f"z_range must satisfy 0 <= z0 < z1 <= nz = {nz} (rows z0..z1-1), got {z_range!r}")
+    return slice(int(z0), int(z1))
 
 
 def split_samples(
@@ -242,11 +265,14 @@ def open_fields(path: str) -> xr.Dataset:
     return xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=None)
 
 
-def _read_checked(store: StoreSummary, ds: xr.Dataset, name: str, indices: np.ndarray) -> np.ndarray:
-    """Variable ``name`` of done samples ``indices``; ``StoreDamagedError`` naming the store, the
-    variable and the samples if a chunk cannot be decoded or a value is not finite (never NaN out)."""
+def _read_checked(
+    store: StoreSummary, ds: xr.Dataset, name: str, indices: np.ndarray, rows: slice
+) -> np.ndarray:
+    """Variable ``name`` of done samples ``indices``, z ``rows`` only (lazy indexing: only the
+    chunks overlapping them are read); ``StoreDamagedError`` naming the store, the variable and
+    the samples if a chunk cannot be decoded or a value is not finite (never NaN out)."""
     try:
-        values = ds[name].isel(sample=indices).values
+        values = ds[name].isel(sample=indices, z=rows).values
     except Exception as err:  # a truncated or altered chunk file: the codec names no sample
         raise StoreDamagedError(
             f"{store.path}: variable {name!r} of samples {indices[:10].tolist()} cannot be read "
@@ -267,26 +293,36 @@ def _read_checked(store: StoreSummary, ds: xr.Dataset, name: str, indices: np.nd
 
 
 def read_fields(
-    store: StoreSummary, indices: Sequence[int], handle: xr.Dataset | None = None
+    store: StoreSummary,
+    indices: Sequence[int],
+    handle: xr.Dataset | None = None,
+    z_range: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Permeability (mD) and porosity, float64 (n, Z, X), of done samples ``indices``.
+    """Permeability (mD) and porosity, float64 (n, Z, X), of done samples ``indices``; with
+    ``z_range=(z0, z1)`` rows z0..z1-1 only, (n, z1 - z0, X), reading only the chunks they touch.
 
     Raises ``StoreDamagedError`` (a ValueError) naming the samples if their data is unreadable or
     not finite.
     """
     indices = store.check_done(indices)
+    rows = z_slice(z_range, store.grid.nz)
     ds = open_fields(store.path) if handle is None else handle
-    k, phi = (_read_checked(store, ds, name, indices) for name in ("permeability", "porosity"))
+    k, phi = (_read_checked(store, ds, name, indices, rows) for name in ("permeability", "porosity"))
     return k.astype(np.float64), phi.astype(np.float64)
 
 
 def read_saturation(
-    store: StoreSummary, indices: Sequence[int], handle: xr.Dataset | None = None
+    store: StoreSummary,
+    indices: Sequence[int],
+    handle: xr.Dataset | None = None,
+    z_range: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """CO2 saturation, float32 (n, T, Z, X), of done samples ``indices`` (errors as ``read_fields``)."""
+    """CO2 saturation, float32 (n, T, Z, X), of done samples ``indices``; with ``z_range`` rows
+    z0..z1-1 only (n, T, z1 - z0, X) (errors as ``read_fields``)."""
     indices = store.check_done(indices)
+    rows = z_slice(z_range, store.grid.nz)
     ds = open_fields(store.path) if handle is None else handle
-    return _read_checked(store, ds, "saturation", indices).astype(np.float32)
+    return _read_checked(store, ds, "saturation", indices, rows).astype(np.float32)
 
 
 def fit_normalisers(store: StoreSummary, train_indices: Sequence[int]) -> Normalisers:
@@ -297,12 +333,25 @@ def fit_normalisers(store: StoreSummary, train_indices: Sequence[int]) -> Normal
 
 
 class ZarrSaturationDataset(Dataset):
-    """(inputs [C, Z, X], saturation [T, Z, X]) float32 tensors of done samples ``indices``."""
+    """(inputs [C, Z, X], saturation [T, Z, X]) float32 tensors of done samples ``indices``.
 
-    def __init__(self, store: StoreSummary, indices: Sequence[int], normalisers: Normalisers) -> None:
+    With ``z_range=(z0, z1)``: rows z0..z1-1 only, [C, z1 - z0, X] and [T, z1 - z0, X], read from
+    the Zarr chunks overlapping them alone and encoded with their global z coordinates (equal to
+    those rows of the whole sample's tensors).
+    """
+
+    def __init__(
+        self,
+        store: StoreSummary,
+        indices: Sequence[int],
+        normalisers: Normalisers,
+        z_range: tuple[int, int] | None = None,
+    ) -> None:
         self.store = store
         self.indices = store.check_done(indices)
         self.normalisers = normalisers
+        z_slice(z_range, store.grid.nz)  # refused here, not on the first item
+        self.z_range = None if z_range is None else (int(z_range[0]), int(z_range[1]))
         self._handle: xr.Dataset | None = None
         self._pid: int | None = None
 
@@ -322,8 +371,8 @@ class ZarrSaturationDataset(Dataset):
         """Inputs and target of the ``item``-th sample; ``StoreDamagedError`` names a damaged one."""
         sample = int(self.indices[item])
         ds = self._fields()
-        k, phi = read_fields(self.store, [sample], ds)
-        saturation = read_saturation(self.store, [sample], ds)[0]
+        k, phi = read_fields(self.store, [sample], ds, self.z_range)
+        saturation = read_saturation(self.store, [sample], ds, self.z_range)[0]
         grid = self.store.grid
         x = self.normalisers.encode(
             k,
@@ -333,5 +382,6 @@ class ZarrSaturationDataset(Dataset):
             self.store.producer_zx[[sample]],
             grid.z_m,
             grid.x_m,
+            self.z_range,
         )
         return torch.from_numpy(x[0]), torch.from_numpy(saturation)

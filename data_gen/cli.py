@@ -39,10 +39,27 @@ CONFIG_OPTIONS = (  # (flag, type, minimum, help) of the numeric options that sh
     ("--samples-per-chunk", int, 1, "samples per Zarr chunk and task (default 4)"),
     ("--resolution", int, 2, "cells along x and z of the 960 m section (default 64: 15 m cells)"),
     ("--max-steps", int, 1, "step budget of one simulation (default 1000000); beyond it the sample fails"),
+    (
+        "--spatial-chunks",
+        int,
+        1,
+        "Zarr chunks along z of the spatial fields (default 1), for large grids read by spatially "
+        "parallel training: a reader decompresses only the z chunks it needs; 1 to nz, giving "
+        "exactly that many chunks of ceil(nz/N) rows. Set when the store is created; --resume "
+        "keeps the store's own",
+    ),
 )
 DEFAULTS = {"seed": 0, "samples_per_chunk": 4, "resolution": 64, "max_steps": 1_000_000}
-DEFAULTS |= {"pressure": False, "rate_range": (50.0, 150.0)}
-STORE_OPTIONS = ("seed", "samples_per_chunk", "resolution", "max_steps", "pressure", "rate_range")
+DEFAULTS |= {"pressure": False, "rate_range": (50.0, 150.0), "spatial_chunks": 1}
+STORE_OPTIONS = (
+    "seed",
+    "samples_per_chunk",
+    "resolution",
+    "max_steps",
+    "pressure",
+    "rate_range",
+    "spatial_chunks",
+)
 
 
 def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -115,7 +132,7 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 def _store_config(args: argparse.Namespace):
     """The StoreConfig the arguments ask for; the store's own when --samples/--geology are left out."""
     from data_gen.scenarios import default_space
-    from data_gen.store import StoreConfig, read_config
+    from data_gen.store import StoreConfig, is_store, read_config
 
     if args.samples is None and args.geology is None:
         if not (args.resume or args.repair):
@@ -135,6 +152,8 @@ def _store_config(args: argparse.Namespace):
     options = {
         name: DEFAULTS[name] if getattr(args, name) is None else getattr(args, name) for name in DEFAULTS
     }
+    if args.spatial_chunks is None and (args.resume or args.repair) and is_store(args.out):
+        options["spatial_chunks"] = read_config(args.out).spatial_chunks  # a layout, kept on resume
     space = default_space(
         args.geology,
         options["resolution"],
@@ -142,7 +161,12 @@ def _store_config(args: argparse.Namespace):
         max_steps=options["max_steps"],
     )
     return StoreConfig(
-        space, options["seed"], args.samples, options["samples_per_chunk"], options["pressure"]
+        space,
+        options["seed"],
+        args.samples,
+        options["samples_per_chunk"],
+        options["pressure"],
+        options["spatial_chunks"],
     )
 
 
@@ -165,6 +189,7 @@ def run_generate(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             samples_per_chunk=config.samples_per_chunk,
             with_pressure=config.with_pressure,
+            spatial_chunks=config.spatial_chunks,
             retries=args.retries,
             progress=not args.no_progress,
         )

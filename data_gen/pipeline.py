@@ -199,6 +199,7 @@ def generate(
     with_pressure: bool = False,
     retries: int = 1,
     progress: bool = True,
+    spatial_chunks: int = 1,
 ) -> GenerateReport:
     """Generate ``n_samples`` scenarios of ``space`` into the store at ``path``.
 
@@ -210,8 +211,10 @@ def generate(
     against its checksum and regenerates the damaged ones too, so the store ends equal to an
     uninterrupted run. ``overwrite`` replaces an existing store. Without either, an existing store
     is refused, unless no sample of it is done yet (e.g. a run that could not reach its
-    scheduler): that one is reused. Failed samples are listed in the report (``report.ok`` is
-    False) while the rest of the store stays valid.
+    scheduler): that one is reused. ``spatial_chunks`` splits the spatial variables along z into
+    that many chunks (``data_gen.store``); like every setting, it must match an existing store's.
+    Failed samples are listed in the report (``report.ok`` is False) while the rest of the store
+    stays valid.
 
     The whole run holds the store's write lock (``data_gen.lock``): a second ``generate`` on the
     same store, ``overwrite`` included, fails with ``StoreLockedError`` naming the owner.
@@ -225,11 +228,18 @@ def generate(
     resume = resume or repair
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other: continue the store or replace it")
-    config = StoreConfig(space, master_seed, n_samples, samples_per_chunk, with_pressure)
+    config = StoreConfig(space, master_seed, n_samples, samples_per_chunk, with_pressure, spatial_chunks)
     path = Path(path)
     with store_lock(path):
         created = create_store(
-            path, space, master_seed, n_samples, samples_per_chunk, with_pressure, overwrite=overwrite
+            path,
+            space,
+            master_seed,
+            n_samples,
+            samples_per_chunk,
+            with_pressure,
+            overwrite=overwrite,
+            spatial_chunks=spatial_chunks,
         )
         n_done = int(ledger(path).sum())
         if not created and not resume and n_done:

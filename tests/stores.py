@@ -18,11 +18,17 @@ def build_store(
     resolution: int = 16,
     retries: int = 1,
     samples_per_chunk: int = 4,
+    spatial_chunks: int = 1,
 ) -> Path:
     """Create a channel store at ``path`` and simulate every chunk into it."""
     space = default_space("channel", resolution=resolution, report_times_days=tuple(report_times_days))
     create_store(
-        path, space, master_seed=master_seed, n_samples=n_samples, samples_per_chunk=samples_per_chunk
+        path,
+        space,
+        master_seed=master_seed,
+        n_samples=n_samples,
+        samples_per_chunk=samples_per_chunk,
+        spatial_chunks=spatial_chunks,
     )
     config = read_config(path)
     for chunk in range(config.n_chunks):

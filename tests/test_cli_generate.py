@@ -139,6 +139,15 @@ def test_different_config_is_refused_unless_overwrite(tmp_path, capsys):
         (["--repair", "--seed", "3"], "['--seed'] given without --samples and --geology"),
         (["--samples", "2", "--geology", "channel", "--rate-range", "1e9", "1e9"], "pore volumes per day"),
         (["--samples", "2", "--geology", "channel", "--max-steps", "0"], "argument --max-steps"),
+        (["--samples", "2", "--geology", "channel", "--spatial-chunks", "0"], "argument --spatial-chunks"),
+        (
+            ["--samples", "2", "--geology", "channel", "--resolution", "8", "--spatial-chunks", "9"],
+            "spatial_chunks must be an integer in [1, 8]",
+        ),
+        (
+            ["--samples", "2", "--geology", "channel", "--resolution", "10", "--spatial-chunks", "6"],
+            "allowed for nz=10: [1, 2, 3, 4, 5, 10]",
+        ),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):

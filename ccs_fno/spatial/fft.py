@@ -52,7 +52,7 @@ import torch
 import torch.distributed as dist
 
 from ccs_fno.distributed import ProcessContext
-from ccs_fno.nn.spectral import SpectralDtypes, fourier_resample_matrix
+from ccs_fno.nn.spectral import SpectralDtypes, _RealFFT, fourier_resample_matrix
 from ccs_fno.spatial.partition import GROUP
 
 
@@ -205,7 +205,7 @@ def dist_rfft_modes(
     grid = tuple(grid or shape)
     for axis in range(1, nd):
         x = _resample_dim(x, 2 + axis, grid[axis])
-    spec = torch.view_as_real(torch.fft.rfft(x, dim=-1)).narrow(-2, 0, modes[-1])
+    spec = torch.view_as_real(_RealFFT.apply(x, (x.dim() - 1,))).narrow(-2, 0, modes[-1])
     for axis in range(1, nd - 1):
         d = 2 + axis
         spec = _keep(torch.view_as_real(torch.fft.fft(_as_complex(spec), dim=d)), d, modes[axis])

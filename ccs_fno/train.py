@@ -287,7 +287,8 @@ class Trainer:
         config, context = self.config, self.context
         per_rank = config.batch_size // self.data_parallel
         options = {"num_workers": config.num_workers, "pin_memory": self.device.type == "cuda"}
-        train = self.data.dataset("train")
+        slab = self.z_range if self.spatial > 1 else None  # each rank reads its rows only
+        train = self.data.dataset("train", z_range=slab)
         self.sampler = GlobalBatchSampler(
             train, config.batch_size, self.data_parallel, context.group_rank("data"), config.seed
         )
@@ -296,7 +297,7 @@ class Trainer:
         for name in ("val", "test"):
             mine = shard(self.data.split[name], self.data_parallel, context.group_rank("data"))
             self.eval_loaders[name] = DataLoader(
-                self.data.dataset(name, mine), batch_size=per_rank, **options
+                self.data.dataset(name, mine, z_range=slab), batch_size=per_rank, **options
             )
         self.val_loader = self.eval_loaders["val"]
 
@@ -420,12 +421,6 @@ class Trainer:
             if method is not None:
                 method(self, *args)
 
-    def _slab(self, t: torch.Tensor) -> torch.Tensor:
-        """This rank's rows of a batch [B, C, Z, X] (all of it without spatial parallelism)."""
-        if self.spatial == 1:
-            return t
-        return t[:, :, self.z_range[0] : self.z_range[1]]
-
     def _relative_l2(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-sample relative L2 of whole samples (norms summed over the spatial group)."""
         if self.spatial == 1:
@@ -449,8 +444,8 @@ class Trainer:
         Returns the global batch's mean loss, or None (and counted) when the step was skipped
         because the loss or a gradient was not finite on some rank.
         """
-        x = self._slab(x).to(self.device, self.dtype, non_blocking=True)
-        y = self._slab(y).to(self.device, self.dtype, non_blocking=True)
+        x = x.to(self.device, self.dtype, non_blocking=True)  # this rank's slab when sharded
+        y = y.to(self.device, self.dtype, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             pred = self.network(x)
@@ -485,8 +480,8 @@ class Trainer:
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
         for x, y in self.eval_loaders[split]:
             with self._autocast():
-                pred = self.model(self._slab(x).to(self.device, self.dtype))
-            errors = self._relative_l2(pred.to(torch.float64), self._slab(y).to(self.device, torch.float64))
+                pred = self.model(x.to(self.device, self.dtype))
+            errors = self._relative_l2(pred.to(torch.float64), y.to(self.device, torch.float64))
             total += torch.stack([errors.sum(), torch.tensor(float(errors.numel()), device=self.device)])
         self.model.train()
         error_sum, count = self.context.all_reduce_sum(total, "data").tolist()

@@ -82,11 +82,13 @@ class TrainingData:
     def split_lists(self) -> dict[str, list[int]]:
         return {name: idx.tolist() for name, idx in self.split.items()}
 
-    def dataset(self, name: str, indices: np.ndarray | None = None) -> ZarrSaturationDataset:
-        """The samples of split ``name`` (or the given subset of it) as a torch Dataset."""
-        return ZarrSaturationDataset(
-            self.store, self.split[name] if indices is None else indices, self.normalisers
-        )
+    def dataset(
+        self, name: str, indices: np.ndarray | None = None, z_range: tuple[int, int] | None = None
+    ) -> ZarrSaturationDataset:
+        """The samples of split ``name`` (or the given subset of it) as a torch Dataset; with
+        ``z_range`` only those rows of every sample (a spatially sharded model's slab)."""
+        chosen = self.split[name] if indices is None else indices
+        return ZarrSaturationDataset(self.store, chosen, self.normalisers, z_range=z_range)
 
 
 def shard(indices: np.ndarray, parts: int, index: int) -> np.ndarray:

@@ -48,8 +48,9 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """16 samples on 16x16 cells, one sample per chunk: train 12, val 2, test 2."""
-    return build_store(tmp_path_factory.mktemp("dist") / "s.zarr", 16, 3, TIMES, samples_per_chunk=1)
+    """16 samples on 16x16 cells, one sample and 8 z rows per chunk: train 12, val 2, test 2."""
+    path = tmp_path_factory.mktemp("dist") / "s.zarr"
+    return build_store(path, 16, 3, TIMES, samples_per_chunk=1, spatial_chunks=2)
 
 
 def _config(**overrides) -> dict:
@@ -105,13 +106,21 @@ def _serial(store: Path, run_dir: Path, hooks=(), model=MODEL, **config) -> Trai
     return trainer
 
 
-def _assert_same_run(distributed: dict, serial: Trainer, tol: float) -> None:
+def _assert_same_run(distributed: dict, serial: Trainer, tol: float, weight_tol: float | None = None) -> None:
+    """Losses and metrics to ``tol``; weights and gradients to ``weight_tol`` (default ``tol``)."""
     keys = ("train_loss", "val_rel_l2", "lr", "skipped_steps")
     for d, s in zip(distributed["history"], serial.history, strict=True):
         for key in keys:
             assert d[key] == pytest.approx(s[key], rel=tol, abs=tol), (key, d, s)
+    tol = tol if weight_tol is None else weight_tol
     for name, value in serial.model.state_dict().items():
-        torch.testing.assert_close(distributed["params"][name], value.cpu(), rtol=tol, atol=tol, msg=name)
+        torch.testing.assert_close(
+            distributed["params"][name],
+            value.cpu(),
+            rtol=tol,
+            atol=tol,
+            msg=lambda m, name=name: f"{name}: {m}",
+        )
     grads = {k: p.grad for k, p in serial.model.named_parameters()}
     assert set(distributed["grads"]) == set(grads)
     for name, grad in grads.items():
@@ -158,33 +167,38 @@ CASES = {  # name: (train options, model options, tolerance)
     "float64-batchnorm": ({"dtype": "float64"}, {"norm": "batch"}, 1e-10),
     "float32": ({"dtype": "float32"}, {}, 1e-5),
     "float32-batchnorm": ({"dtype": "float32"}, {"norm": "batch"}, 1e-5),
-    # autocast (bfloat16 on CPU) for half the epochs, then full: equal to the serial run up to
-    # bfloat16 rounding of per-rank (batch 2) vs whole-batch (4) sums: measured 1.6e-4 relative
-    "half-then-full": ({"precision_schedule": "half:0.5,full"}, {}, 1e-3),
 }
+# autocast (bfloat16 on CPU) for half the epochs, then full: losses equal the serial run's up to
+# bfloat16 rounding of per-rank (batch 2) vs whole-batch (4) sums (measured 1.6e-4 relative; 1e-3
+# allowed); weights to 2 lr: Adam turns the rounding of near-zero gradients into up to one step
+# (a few of 3584 spectral weights moved 1e-2 apart).
+HALF_CASE = ({"precision_schedule": "half:0.5,full"}, {}, 1e-3, 2e-2)
 
 
 def test_data_parallel_training_equals_serial(store, tmp_path):
     out = tmp_path / "p2"
-    configs = {name: {"train": _config(**t), "model": MODEL | m} for name, (t, m, _) in CASES.items()}
+    cases = CASES | {"half-then-full": HALF_CASE[:3]}
+    configs = {name: {"train": _config(**t), "model": MODEL | m} for name, (t, m, _) in cases.items()}
     configs["float32-fp16-grads"] = {"train": _config(grad_compression="fp16"), "model": MODEL}
     configs["float64-soap"] = {"train": _config(dtype="float64", optimizer="soap"), "model": MODEL}
     spec = {"case": "train", "store": str(store), "configs": configs, "snapshot_epoch": 2}
     ranks = _run_worker(2, spec, out)  # 2 processes, per-rank batch 2, global batch 4
 
-    for name, (train, model, tol) in CASES.items():
+    for name, (train, model, tol) in cases.items():
         serial = _serial(store, tmp_path / f"serial-{name}", model=MODEL | model, **train)
+        weight_tol = HALF_CASE[3] if name == "half-then-full" else None
         for r in (0, 1):  # both ranks hold the same model
-            _assert_same_run(ranks[r][name], serial, tol)
+            _assert_same_run(ranks[r][name], serial, tol, weight_tol)
         # checkpoints hold the unwrapped model: model.pt of the 2-process run loads as usual
         saved = torch.load(out / name / MODEL_FILE, weights_only=True)["state_dict"]
         assert set(saved) == set(serial.model.state_dict())
-        # sharded reading: each rank opened only the chunks of its own samples (1 sample a chunk)
+        # sharded reading: each rank opened only the chunks of its own samples (1 sample and
+        # 2 z chunks per sample: chunk keys sample/time/z/x)
         opened = [set(ranks[r][name]["opened_chunks"]) for r in (0, 1)]
         samples = [ranks[r][name]["epoch0_samples"] for r in (0, 1)]
         for r in (0, 1):
-            assert {f"{s}/0/0/0" for s in samples[r]} == opened[r], (r, opened[r], samples[r])
-        assert not opened[0] & opened[1] and len(opened[0] | opened[1]) == 12
+            assert {f"{s}/0/{z}/0" for s in samples[r] for z in (0, 1)} == opened[r], (r, opened[r])
+        assert not opened[0] & opened[1] and len(opened[0] | opened[1]) == 24
 
     # half-precision gradients: half the bytes on the wire, nearly the same run
     full, half = ranks[0]["float32"]["history"], ranks[0]["float32-fp16-grads"]["history"]
@@ -232,6 +246,9 @@ def test_spatially_sharded_training_equals_serial(store, tmp_path, nproc):
         serial = _serial(store, tmp_path / f"serial-{name}", model=MODEL | model, **train)
         for r in range(nproc):
             _assert_same_run(ranks[r][name], serial, 1e-10)
+            # each rank of a spatial group read only its z chunk (rows 0-7 or 8-15) of its samples
+            z, samples = r % 2, ranks[r][name]["epoch0_samples"]
+            assert set(ranks[r][name]["opened_chunks"]) == {f"{s}/0/{z}/0" for s in samples}
         # the sharded run's files are serial ones: model.pt loads on one process as usual
         surrogate = load_surrogate(out / name)  # a float32 model: the float64 weights, rounded
         for key, value in serial.model.state_dict().items():

@@ -527,8 +527,10 @@ class Trainer:
                 "skipped_steps": self.skipped_steps - skipped_before,
                 "epoch_time_s": time.perf_counter() - start,
                 "samples_per_s": len(self.train_loader) * self.config.batch_size / train_time,
-                "processes": self.data_parallel,
+                "processes": self.context.world_size,
             }
+            if self.spatial > 1:
+                record["spatial_parallel"] = self.spatial
             if self.data_parallel > 1:
                 record["grad_bytes_per_rank"] = self.comm_bytes - comm_before
             self.history.append(record)

@@ -261,17 +261,20 @@ def test_spatially_sharded_training_equals_serial(store, tmp_path, nproc):
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-10, atol=1e-10)
 
 
-def test_serial_checkpoint_resumes_on_two_processes(store, tmp_path):
+@pytest.mark.parametrize("spatial", [1, 2], ids=["data-parallel", "spatial"])
+def test_serial_checkpoint_resumes_on_two_processes(store, tmp_path, spatial):
     class Snapshot:
         def on_epoch_end(self, trainer, record):
             if record["epoch"] == 2:
                 shutil.copytree(trainer.run_dir, tmp_path / "snapshot")
 
     serial = _serial(store, tmp_path / "serial", hooks=[Snapshot()], dtype="float64")
-    got = _run_worker(2, {"case": "resume", "run_dir": str(tmp_path / "snapshot")}, tmp_path / "p2")
+    spec = {"case": "resume", "run_dir": str(tmp_path / "snapshot"), "spatial": spatial}
+    got = _run_worker(2, spec, tmp_path / "p2")
     for r in (0, 1):
         assert [h["epoch"] for h in got[r]["resumed"]["history"]] == [1, 2, 3, 4]
         assert got[r]["resumed"]["history"][-1]["processes"] == 2
+        assert got[r]["resumed"]["history"][-1].get("spatial_parallel", 1) == spatial
         for name, value in serial.model.state_dict().items():
             torch.testing.assert_close(got[r]["resumed"]["params"][name], value, rtol=1e-10, atol=1e-10)
 

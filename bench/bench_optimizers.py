@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transcript import Transcript  # bench/ on sys.path
 
 from ccs_fno.data import INPUT_CHANNELS
 from ccs_fno.optim import build_optimizer
@@ -55,17 +56,6 @@ from ccs_fno.train_config import ModelConfig, TrainConfig
 MODEL = ModelConfig(width=16, modes=8, n_layers=4, projection_width=64)
 OPTIMIZERS = ("adamw", "soap")
 BASE_BATCH = 16
-
-
-class Transcript:
-    """Prints each line as it comes and keeps it for ``--out``."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, text: str = "") -> None:
-        print(text, flush=True)
-        self.lines.append(text)
 
 
 class _Stop(Exception):  # noqa: N818 - a control-flow signal, not an error

@@ -30,19 +30,9 @@ from pathlib import Path
 import torch
 from bench_vs_neuraloperator import Spec, Stepper, build, random_batch, timed_step  # bench/ on sys.path
 from torch import nn
+from transcript import Transcript  # bench/ on sys.path
 
 from ccs_fno.nn import cpu_has_native_bf16
-
-
-class Transcript:
-    """Prints each line as it comes and keeps it for ``--out``."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, text: str = "") -> None:
-        print(text, flush=True)
-        self.lines.append(text)
 
 
 def cpu_model() -> str:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from stores import build_store
+from torchrun import torchrun
 
 from ccs_fno.distributed import ProcessContext, get_context, process_grid, shard_range
 from ccs_fno.run_dir import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE
@@ -66,28 +66,8 @@ def _config(**overrides) -> dict:
     return base | overrides
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _torchrun(nproc: int, *args: str, timeout: float = TIMEOUT_S, **popen) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes",
-        "1",
-        "--nproc-per-node",
-        str(nproc),
-        "--rdzv-backend",
-        "c10d",
-        "--rdzv-endpoint",
-        f"127.0.0.1:{_free_port()}",
-        *args,
-    ]
-    return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=timeout, **popen)
+def _torchrun(nproc: int, *args: str, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
+    return torchrun(nproc, *args, env=ENV, timeout=timeout)
 
 
 def _run_worker(nproc: int, spec: dict, out: Path) -> list[dict]:

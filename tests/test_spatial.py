@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from torchrun import torchrun
 
 from ccs_fno.distributed import get_context
 from ccs_fno.spatial import (
@@ -82,12 +80,6 @@ def _models(parts: int) -> list[dict]:
     return cases
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module", params=[2, 4], ids=lambda p: f"P{p}")
 def ranks(request, tmp_path_factory) -> tuple[int, list[dict]]:
     """Per-rank results of one torchrun launch with ``P`` processes (one spatial group)."""
@@ -102,22 +94,7 @@ def ranks(request, tmp_path_factory) -> tuple[int, list[dict]]:
         "bad": True,
     }
     (out / "spec.json").write_text(json.dumps(spec))
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes",
-        "1",
-        "--nproc-per-node",
-        str(parts),
-        "--rdzv-backend",
-        "c10d",
-        "--rdzv-endpoint",
-        f"127.0.0.1:{_free_port()}",
-        str(WORKER),
-        str(out / "spec.json"),
-    ]
-    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=TIMEOUT_S)
+    done = torchrun(parts, str(WORKER), str(out / "spec.json"), env=ENV, timeout=TIMEOUT_S)
     results = [torch.load(f, weights_only=False) for f in sorted(out.glob("rank*.pt"))]
     errors = [r["error"] for r in results if "error" in r]
     assert done.returncode == 0 and not errors, (errors or [""])[0] + done.stderr[-4000:]

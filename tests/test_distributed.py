@@ -344,6 +344,13 @@ def test_bad_launches_are_refused_before_any_process_starts(store, tmp_path, cap
     with pytest.raises(SystemExit):
         cli_main(_launch_args(store, run, "--nproc", "0"))
     assert "must be an integer >= 1, got '0'" in capsys.readouterr().err
+    for extra, message in (
+        (["--spatial-parallel", "2"], "--spatial-parallel 2 needs that many processes: add --nproc 2"),
+        (["--nproc", "3", "--spatial-parallel", "2"], "--nproc 3 is not divisible by --spatial-parallel 2"),
+        (["--nproc", "2", "--spatial-parallel", "2", "--modes", "1"], "exceeds the 1 retained modes along x"),
+    ):
+        assert cli_main(_launch_args(store, run, *extra)) == 2
+        assert message in capsys.readouterr().err
     assert not run.exists()  # nothing half-written
     Trainer.start(store, run, TrainConfig(**_config(epochs=1)), ModelConfig(**MODEL)).fit(progress=False)
     for changed in (["--optimizer", "soap"], ["--width", "16"], ["--nproc", "2", "--layers", "3"]):

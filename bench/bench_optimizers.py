@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -46,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transcript import Transcript  # bench/ on sys.path
+from transcript import Transcript, cpu_model  # bench/ on sys.path
 
 from ccs_fno.data import INPUT_CHANNELS
 from ccs_fno.optim import build_optimizer
@@ -204,14 +203,6 @@ def first_reach(result: Result, level: float) -> tuple[int, float] | None:
         if val <= level:
             return epoch * steps_per_epoch, wall
     return None
-
-
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    return next((ln.partition(":")[2].strip() for ln in lines if ln.startswith("model name")), "unknown CPU")
 
 
 def calibrate(args: argparse.Namespace, say: Transcript) -> None:

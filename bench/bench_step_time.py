@@ -30,17 +30,9 @@ from pathlib import Path
 import torch
 from bench_vs_neuraloperator import Spec, Stepper, build, random_batch, timed_step  # bench/ on sys.path
 from torch import nn
-from transcript import Transcript  # bench/ on sys.path
+from transcript import Transcript, cpu_model  # bench/ on sys.path
 
 from ccs_fno.nn import cpu_has_native_bf16
-
-
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    return next((ln.partition(":")[2].strip() for ln in lines if ln.startswith("model name")), "unknown CPU")
 
 
 def parse_spec(text: str) -> Spec:

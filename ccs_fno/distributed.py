@@ -86,22 +86,6 @@ class ProcessContext:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=self.group(group))
         return tensor
 
-    def all_reduce_min(self, tensor: torch.Tensor, group: str = "data") -> torch.Tensor:
-        if self.size(group) > 1:
-            dist.all_reduce(tensor, op=dist.ReduceOp.MIN, group=self.group(group))
-        return tensor
-
-    def all_agree(self, flag: bool, group: str | None = None) -> bool:
-        """True when ``flag`` is true on every rank of ``group`` (the whole world when None)."""
-        if not self.distributed:
-            return bool(flag)
-        value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=self.device)
-        if group is None:
-            dist.all_reduce(value, op=dist.ReduceOp.MIN)
-        else:
-            self.all_reduce_min(value, group)
-        return bool(value.item())
-
     def broadcast_object(self, obj: Any, src: int = 0) -> Any:
         """``obj`` of rank ``src`` on every rank (pickled; for small control data only)."""
         if not self.distributed:

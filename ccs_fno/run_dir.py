@@ -99,6 +99,14 @@ class RunDir:
     def has_checkpoint(self) -> bool:
         return self.file(CHECKPOINT_FILE).is_file()
 
+    def refuse_existing(self) -> None:
+        """Raise FileExistsError when the directory already holds a run (a new run would clobber it)."""
+        if self.has_checkpoint():
+            raise FileExistsError(
+                f"{self.path} already holds a training run ({CHECKPOINT_FILE}); resume it "
+                "(--resume / Trainer.resume) or choose another run directory"
+            )
+
     def clean_litter(self) -> list[Path]:
         """Remove temporary files left by a kill during an atomic write; return them."""
         if not self.path.is_dir():

@@ -75,6 +75,8 @@ from ccs_fno.run_dir import (
     fingerprint_differences,
     new_run_id,
 )
+from ccs_fno.spatial.partition import spatial_relative_l2
+from ccs_fno.spatial.training import shard_for_training
 from ccs_fno.train_config import ModelConfig, TrainConfig, precision_at, resolve_device
 from ccs_fno.training_data import GlobalBatchSampler, TrainingData, check_data_parallel, shard
 
@@ -129,11 +131,8 @@ class Trainer:
         self.run = RunDir(run_dir)
         self.run_dir = self.run.path
         self.data, self.hooks = data, tuple(hooks)
-        if state is None and self.run.has_checkpoint():
-            raise FileExistsError(
-                f"{self.run_dir} already holds a training run ({CHECKPOINT_FILE}); resume it "
-                "(--resume / Trainer.resume) or choose another run directory"
-            )
+        if state is None:
+            self.run.refuse_existing()
         times = data.store.times_days.size
         if model.in_channels != len(INPUT_CHANNELS) or model.config["out_channels"] != times:
             raise ValueError(
@@ -154,10 +153,12 @@ class Trainer:
         self.dtype = getattr(torch, config.dtype)
         self.model = model.to(self.device, self.dtype)
         self.spatial = context.size("spatial")
-        nz = data.store.grid.shape[0]
-        self.z_range = shard_range(nz, self.spatial, context.group_rank("spatial"))
+        grid = data.store.grid.shape
+        self.z_range = shard_range(grid[0], self.spatial, context.group_rank("spatial"))
         if self.spatial > 1:
-            self.model = _shard_model(self.model, config, nz, self.spatial)
+            self.model = shard_for_training(
+                self.model, grid, config.optimizer, config.h1_weight, self.spatial
+            )
         self.network: torch.nn.Module = self.model  # what the forward pass calls
         self.comm_bytes = 0  # gradient bytes this rank sent into all-reduces (DDP only)
         if self.data_parallel > 1:
@@ -205,11 +206,7 @@ class Trainer:
         """
         config = TrainConfig() if config is None else config
         model_config = ModelConfig() if model_config is None else model_config
-        if RunDir(run_dir).has_checkpoint():  # before reading the store: fail fast
-            raise FileExistsError(
-                f"{run_dir} already holds a training run ({CHECKPOINT_FILE}); resume it "
-                "(--resume / Trainer.resume) or choose another run directory"
-            )
+        RunDir(run_dir).refuse_existing()  # before reading the store: fail fast
         data = TrainingData.prepare(store, config.val_fraction, config.test_fraction, config.split_seed)
         _seed_everything(config.seed)
         model = model_config.build(len(INPUT_CHANNELS), data.store.times_days.size, config.phases[0][0])
@@ -310,13 +307,11 @@ class Trainer:
             "fp16": default_hooks.fp16_compress_hook,
             "bf16": default_hooks.bf16_compress_hook,
         }[compression]
-        sent_bytes = 4 if compression == "none" else 2
-        if compression == "none" and self.dtype == torch.float64:
-            sent_bytes = 8
 
         # no annotations: DDP checks them against dist.GradBucket, which strings would fail
         def counting_hook(group, bucket):  # noqa: ANN001, ANN202
-            self.comm_bytes += bucket.buffer().numel() * sent_bytes
+            buffer = bucket.buffer()  # the hooks send it as is, or cast to a 2-byte dtype
+            self.comm_bytes += buffer.numel() * (buffer.element_size() if compression == "none" else 2)
             return inner(group, bucket)
 
         self.network.register_comm_hook(self.context.group("data"), counting_hook)
@@ -423,11 +418,7 @@ class Trainer:
 
     def _relative_l2(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-sample relative L2 of whole samples (norms summed over the spatial group)."""
-        if self.spatial == 1:
-            return relative_l2(pred, target)
-        from ccs_fno.spatial import spatial_relative_l2
-
-        return spatial_relative_l2(pred, target)
+        return relative_l2(pred, target) if self.spatial == 1 else spatial_relative_l2(pred, target)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean relative L2 (+ ``h1_weight`` x relative H1 seminorm) over the (local) batch."""
@@ -567,41 +558,6 @@ class Trainer:
         torch.set_rng_state(state["torch"])
         if state["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def check_spatial_layout(grid_shape: Sequence[int], modes: Sequence[int], spatial: int) -> None:
-    """Raise a clear ValueError unless ``spatial`` ranks can share this grid and these modes.
-
-    The grid is split in z slabs (every rank needs a row) and, after the transpose, the retained
-    modes of the last dim are split (every rank needs one).
-    """
-    nz, m_last = int(grid_shape[0]), int(modes[-1])
-    if spatial > nz:
-        raise ValueError(
-            f"--spatial-parallel {spatial} exceeds the {nz} grid rows along z: every process needs "
-            f"at least one; use at most {nz}"
-        )
-    if spatial > m_last:
-        raise ValueError(
-            f"--spatial-parallel {spatial} exceeds the {m_last} retained modes along x: every "
-            f"process holds a block of them; use at most {m_last} or more --modes"
-        )
-
-
-def _shard_model(model: FNO, config: TrainConfig, nz: int, spatial: int) -> torch.nn.Module:
-    """``model`` split in z over the spatial group, after checking the run can be sharded."""
-    from ccs_fno.spatial import SpatialFNO
-    from ccs_fno.spatial.checkpoint import check_shardable_state
-
-    check_spatial_layout((nz,), model.config["modes"], spatial)
-    check_shardable_state(config.optimizer)
-    if config.h1_weight > 0:
-        raise ValueError(
-            f"h1_weight={config.h1_weight} with spatial parallelism: the H1 term's differences "
-            "cross the slab boundaries, which is not supported; use h1_weight 0 or no "
-            "--spatial-parallel"
-        )
-    return SpatialFNO.from_fno(model)
 
 
 def _seed_everything(seed: int) -> None:

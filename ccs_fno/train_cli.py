@@ -206,11 +206,7 @@ def _check_launch(args: argparse.Namespace, options: dict, model_options: dict) 
         config = TrainConfig.from_dict(run.load_checkpoint()["train_config"])
     else:
         config, _ = TrainConfig(**options), ModelConfig(**model_options)
-        if run.has_checkpoint():
-            raise FileExistsError(
-                f"{args.run_dir} already holds a training run (checkpoint.pt); resume it "
-                "(--resume) or choose another run directory"
-            )
+        run.refuse_existing()
     summary = read_store(args.store)
     split = split_samples(summary.done_indices, config.val_fraction, config.test_fraction, config.split_seed)
     spatial = args.spatial_parallel
@@ -221,7 +217,7 @@ def _check_launch(args: argparse.Namespace, options: dict, model_options: dict) 
         )
     check_data_parallel(split["train"].size, config.batch_size, args.nproc // spatial)
     if spatial > 1:
-        from ccs_fno.train import check_spatial_layout
+        from ccs_fno.spatial.training import check_spatial_layout
 
         modes = (
             RunDir(args.run_dir).load_checkpoint()["model_config"]["modes"]
@@ -269,7 +265,6 @@ def _in_torchrun() -> bool:
 
 def run_train(args: argparse.Namespace) -> int:
     import os
-    from pathlib import Path
 
     try:
         options, model_options = _options(args)
@@ -307,10 +302,6 @@ def run_train(args: argparse.Namespace) -> int:
                     f"ccs-fno train: restarted by torchrun; continuing from the checkpoint of "
                     f"epoch {trainer.epoch} in {args.run_dir}",
                     file=sys.stderr,
-                )
-            if Path(trainer.store.path) != Path(args.store).resolve():
-                raise ValueError(
-                    f"the run in {args.run_dir} trains on {trainer.store.path}, not {args.store}"
                 )
         else:
             trainer = Trainer.start(

@@ -23,7 +23,6 @@ Sharded reading (data parallelism over P processes, global batch B, per-rank bat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -146,7 +145,3 @@ def check_data_parallel(n_train: int, global_batch: int, data_parallel: int) -> 
             f"the global batch size {global_batch} exceeds the {n_train} training samples: an "
             f"epoch would have no step; use --batch-size <= {n_train}"
         )
-
-
-def steps_per_epoch(n_train: int, global_batch: int) -> int:
-    return math.floor(n_train / global_batch)

@@ -38,12 +38,8 @@ ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).par
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(False)
+def one_thread(torch_one_thread):
+    """One torch thread (the test machine's cores are shared) for the whole module."""
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +109,7 @@ def test_process_context_is_serial_without_torchrun():
     assert (context.rank, context.world_size, context.size("data"), context.size("spatial")) == (0, 1, 1, 1)
     assert context.is_main and not context.distributed and context.group("data") is None
     value = torch.tensor([3.0])
-    assert context.all_reduce_sum(value).item() == 3.0 and context.all_agree(True)
+    assert context.all_reduce_sum(value).item() == 3.0 and context.all_reduce_sum(value, None).item() == 3.0
     assert process_grid(4, 2) == {"data": [(0, 2), (1, 3)], "spatial": [(0, 1), (2, 3)]}
     with pytest.raises(ValueError, match="world size 6 is not divisible by the spatial parallel size 4"):
         process_grid(6, 4)

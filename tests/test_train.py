@@ -36,12 +36,8 @@ ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(False)  # set by deterministic runs in this process
+def one_thread(torch_one_thread):
+    """One torch thread (the test machine's cores are shared) for the whole module."""
 
 
 @pytest.fixture(scope="module")

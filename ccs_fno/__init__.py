@@ -33,6 +33,9 @@ _EXPORTS = {
     "register_optimizer": "ccs_fno.optim",
     "relative_l2": "ccs_fno.metrics",
     "Surrogate": "ccs_fno.surrogate",
+    "TrainingDomain": "ccs_fno.domain",
+    "DomainReport": "ccs_fno.domain",
+    "OutOfDomainWarning": "ccs_fno.domain",
     "evaluate": "ccs_fno.surrogate",
     "load_surrogate": "ccs_fno.surrogate",
 }

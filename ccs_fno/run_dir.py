@@ -12,6 +12,8 @@ CLI and the apps go through it):
 * ``model.pt``: what ``load_surrogate`` needs, nothing for training; after every epoch.
 * ``metrics.jsonl``: one JSON line per finished epoch, appended after the checkpoint (so a resume
   rewrites it from the checkpoint's history and drops lines of epochs that were never saved).
+* ``provenance.json`` (packaged surrogates only, e.g. ``ccs_fno/models/default``): the commands,
+  seeds, data configuration and measured errors of the model beside it.
 
 Every file carries the ``run_id`` of ``config.json``: a ``model.pt`` or ``checkpoint.pt`` copied
 in from another run is refused. The store fingerprint (its configuration digest, master seed,
@@ -40,6 +42,7 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.jsonl"
+PROVENANCE_FILE = "provenance.json"  # beside a packaged model.pt: how it was made (commands, seeds, errors)
 RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, MODEL_FILE, METRICS_FILE)
 CHECKPOINT_FORMAT, MODEL_FORMAT, FORMAT_VERSION = "ccs-fno-checkpoint", "ccs-fno-model", 1
 MODEL_KEYS = ("model_config", "state_dict", "normalisers", "grid", "times_days", "max_saturation")

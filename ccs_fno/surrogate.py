@@ -12,7 +12,9 @@ indices of the grid the field is given on. Predictions are clipped to the physic
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,13 +33,16 @@ from ccs_fno.data import (
     read_saturation,
     read_store,
 )
+from ccs_fno.domain import DomainReport, OutOfDomainWarning, TrainingDomain
 from ccs_fno.nn import FNO, reduced_dtype
 from ccs_fno.nn.spectral import validate_grid
-from ccs_fno.run_dir import fingerprint_differences, load_model_file
+from ccs_fno.run_dir import PROVENANCE_FILE, fingerprint_differences, load_model_file
 from ccs_fno.train_config import resolve_device
 from data_gen.grid import Grid
+from data_gen.store import is_store
 
 M2_PER_MD = 9.869233e-16
+DEFAULT_SURROGATE = Path(__file__).parent / "models" / "default"  # load_surrogate("default")
 SMALLEST_MD = 1e-6  # below this everywhere, a field is surely in m^2 (rocks: ~1e-3 ... 1e5 mD)
 
 
@@ -97,6 +102,8 @@ class Surrogate:
         split: Mapping[str, Sequence[int]] | None = None,
         device: str | torch.device = "cpu",
         fingerprint: Mapping[str, Any] | None = None,
+        domain: TrainingDomain | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> None:
         times = np.asarray(times_days, dtype=np.float64)
         if model.in_channels != len(INPUT_CHANNELS) or model.config["out_channels"] != times.size:
@@ -115,6 +122,8 @@ class Surrogate:
         self.max_saturation = float(max_saturation)
         self.split = None if split is None else {k: np.asarray(v, int) for k, v in split.items()}
         self.fingerprint = None if fingerprint is None else dict(fingerprint)  # of the training data
+        self.domain = domain  # the training distribution (None: not recorded)
+        self.provenance = {} if provenance is None else dict(provenance)  # how it was made
 
     @property
     def grid(self) -> Grid:
@@ -132,24 +141,15 @@ class Surrogate:
         g = self._grid
         return Grid(nz, nx, g.nx * g.dx_m / nx, g.nz * g.dz_m / nz, g.dy_m)
 
-    def predict(
+    def _inputs(
         self,
-        permeability_md: np.ndarray,
-        *,
-        rate_m3_per_day: float | Sequence[float],
-        injector_zx: Sequence[int] | np.ndarray,
-        producer_zx: Sequence[int] | np.ndarray,
-        porosity: float | np.ndarray = 0.25,
-        batch_size: int = 32,
-    ) -> xr.DataArray:
-        """CO2 saturation for one (z, x) field or a (sample, z, x) batch of permeability in mD.
-
-        ``rate_m3_per_day`` (whole section thickness, reservoir conditions), ``injector_zx`` /
-        ``producer_zx`` (cell indices on the field's grid) and ``porosity`` are one value for
-        all samples or one per sample. Returns dims (time, z, x) for a single field, else
-        (sample, time, z, x); values clipped to [0, ``max_saturation``].
-        """
-        single = np.ndim(permeability_md) == 2
+        permeability_md: Any,
+        rate_m3_per_day: Any,
+        injector_zx: Any,
+        producer_zx: Any,
+        porosity: Any,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The inputs of ``predict`` validated and broadcast: k (n, z, x), rate (n,), cells, phi."""
         k = _fields("permeability_md", permeability_md)
         n, nz, nx = k.shape
         if np.any(k <= 0):
@@ -183,8 +183,72 @@ class Surrogate:
         ).astype(np.float64)
         if not np.all((phi > 0) & (phi <= 1)):
             raise ValueError(f"porosity must lie in (0, 1], got values in [{phi.min():g}, {phi.max():g}]")
+        return k, rate, injector, producer, phi
+
+    def check_domain(
+        self,
+        permeability_md: np.ndarray,
+        *,
+        rate_m3_per_day: float | Sequence[float],
+        injector_zx: Sequence[int] | np.ndarray,
+        producer_zx: Sequence[int] | np.ndarray,
+        porosity: float | np.ndarray = 0.25,
+    ) -> DomainReport:
+        """Whether a scenario (arguments as for ``predict``) lies inside the training distribution.
+
+        ``report.ok`` is True when it does; ``report.reasons`` says, in plain words, how it does
+        not. Raises when the surrogate records no training distribution (``domain`` is None).
+        """
+        if self.domain is None:
+            raise ValueError(
+                "this surrogate records no training distribution (a model.pt from before it was "
+                "stored, whose training store is not at hand); retrain, or load it where its "
+                "training store is reachable"
+            )
+        return self.domain.check(
+            *self._inputs(permeability_md, rate_m3_per_day, injector_zx, producer_zx, porosity)
+        )
+
+    def predict(
+        self,
+        permeability_md: np.ndarray,
+        *,
+        rate_m3_per_day: float | Sequence[float],
+        injector_zx: Sequence[int] | np.ndarray,
+        producer_zx: Sequence[int] | np.ndarray,
+        porosity: float | np.ndarray = 0.25,
+        batch_size: int = 32,
+        check_domain: bool = True,
+    ) -> xr.DataArray:
+        """CO2 saturation for one (z, x) field or a (sample, z, x) batch of permeability in mD.
+
+        ``rate_m3_per_day`` (whole section thickness, reservoir conditions), ``injector_zx`` /
+        ``producer_zx`` (cell indices on the field's grid) and ``porosity`` are one value for
+        all samples or one per sample. Returns dims (time, z, x) for a single field, else
+        (sample, time, z, x); values clipped to [0, ``max_saturation``].
+
+        With ``check_domain`` (default) a scenario outside the training distribution (see
+        ``check_domain``) raises an ``OutOfDomainWarning`` naming the reasons, and the result's
+        ``attrs["out_of_domain"]`` holds them ("" when inside); a batch also gets a
+        ``in_training_domain`` (sample) coordinate.
+        """
+        single = np.ndim(permeability_md) == 2
+        k, rate, injector, producer, phi = self._inputs(
+            permeability_md, rate_m3_per_day, injector_zx, producer_zx, porosity
+        )
+        n, nz, nx = k.shape
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        report = None
+        if check_domain and self.domain is not None:
+            report = self.domain.check(k, rate, injector, producer, phi)
+            if not report.ok:
+                warnings.warn(
+                    f"the surrogate was asked about a scenario {report}; its prediction there is "
+                    "not trustworthy (run the simulator)",
+                    OutOfDomainWarning,
+                    stacklevel=2,
+                )
 
         grid = self.prediction_grid((nz, nx))
         out = np.empty((n, self._times.size, nz, nx), dtype=np.float32)
@@ -221,10 +285,27 @@ class Surrogate:
             "x": ("x", grid.x_m, {"units": "m", "long_name": "horizontal position"}),
         }
         attrs = {"units": "1", "long_name": "CO2 saturation (FNO surrogate)"}
+        if report is not None:
+            attrs["out_of_domain"] = "; ".join(report.reasons)
         if single:
             return xr.DataArray(out[0], coords, ("time", "z", "x"), "saturation", attrs)
         coords["sample"] = ("sample", np.arange(n))
+        if report is not None:
+            coords["in_training_domain"] = ("sample", report.inside)
         return xr.DataArray(out, coords, ("sample", "time", "z", "x"), "saturation", attrs)
+
+
+def _domain(state: Mapping[str, Any]) -> TrainingDomain | None:
+    """The recorded training distribution; for older files, the training store's, if at hand."""
+    if state.get("domain") is not None:
+        return TrainingDomain.from_dict(state["domain"])
+    store = state.get("store")
+    if store and is_store(store):
+        try:
+            return TrainingDomain.from_store(store)
+        except (OSError, ValueError):
+            return None
+    return None
 
 
 def load_surrogate(
@@ -232,10 +313,16 @@ def load_surrogate(
 ) -> Surrogate:
     """The surrogate saved in ``run_dir`` (its ``model.pt``, or that file's path itself).
 
+    ``run_dir="default"`` loads the canonical surrogate shipped with the package (channel
+    geology, 64x64; ``surrogate.provenance`` says how it was made and its test error).
     ``precision`` (full/half/mixed) overrides the one the model was last trained in.
     """
+    if str(run_dir) == "default":
+        run_dir = DEFAULT_SURROGATE
     state = load_model_file(run_dir)
     path = Path(run_dir)
+    provenance_file = (path if path.is_dir() else path.parent) / PROVENANCE_FILE
+    provenance = json.loads(provenance_file.read_text()) if provenance_file.is_file() else None
     if list(state.get("input_channels", [])) != list(INPUT_CHANNELS):
         raise ValueError(
             f"{path}: input channels {state.get('input_channels')!r} differ from this "
@@ -259,6 +346,8 @@ def load_surrogate(
         split=state.get("split"),
         device=device,
         fingerprint=state.get("fingerprint"),
+        domain=_domain(state),
+        provenance=provenance,
     )
 
 

@@ -41,6 +41,7 @@ Hooks: any object with some of ``on_train_start(trainer)``, ``on_epoch_start(tra
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import time
@@ -58,6 +59,7 @@ from tqdm.auto import tqdm
 from ccs_fno.checkpoint import build_model, load_weights
 from ccs_fno.data import INPUT_CHANNELS, Normalisers
 from ccs_fno.distributed import ProcessContext, get_context, shard_range
+from ccs_fno.domain import TrainingDomain
 from ccs_fno.metrics import relative_h1_seminorm, relative_l2
 from ccs_fno.nn import FNO, reduced_dtype, warn_if_slow_half
 from ccs_fno.nn.spectral import validate_grid
@@ -322,6 +324,11 @@ class Trainer:
     def store(self) -> Any:
         return self.data.store
 
+    @functools.cached_property
+    def domain(self) -> TrainingDomain:
+        """The training distribution (the store's scenario space), stored in ``model.pt``."""
+        return TrainingDomain.from_store(self.store.path)
+
     @property
     def split(self) -> dict[str, np.ndarray]:
         return self.data.split
@@ -364,6 +371,7 @@ class Trainer:
             "split": self.data.split_lists(),
             "store": self.store.path,
             "fingerprint": self.fingerprint,
+            "domain": self.domain.to_dict(),
             "epoch": self.epoch,
         }
 

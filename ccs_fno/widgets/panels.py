@@ -1,0 +1,422 @@
+"""Widget foundations of the notebook apps (explorer, inversion, UQ): Bokeh panels fed by
+``ColumnDataSource``s, a message banner, and one way to put them in an ipywidgets layout.
+
+How an app uses them::
+
+    from ccs_fno.widgets.panels import Banner, CurvePanel, ImagePanel, SATURATION, bokeh_view
+
+    rock = ImagePanel(grid, "permeability", permeability_scale(k_md), wells=True)
+    now = ImagePanel(grid, "surrogate: CO2 saturation", saturation_scale(s_max), wells=True)
+    area = CurvePanel("plume area", TIME, AREA_SECTION, {"surrogate": SOLID, "simulator": DASHED})
+    banner = Banner()
+    app = widgets.VBox([controls, banner.widget, bokeh_view(panel_grid([[rock, now], [area]]))])
+    # on a control change (in the app's lock):
+    rock.show(k_md); rock.set_wells({"injector": (z_i, x_i), "producer": (z_p, x_p)})
+    now.placeholder("no simulation yet: press Simulate")      # text, never an all-zero map
+    area.set_line("surrogate", t_days, area_m2); area.clear_line("simulator")
+    banner.show("warning", ["injector above the channel"])
+
+An update replaces a data source's ``data`` (one Bokeh event, arrays sent as binary buffers)
+and a few properties (titles, colour range, visibility): nothing is re-rendered and no
+HoloViews object is rebuilt. ``bokeh_view`` wraps a Bokeh layout in ``jupyter_bokeh``'s
+``BokehModel`` ipywidget (the documented bridge between Bokeh and ipywidgets): every document
+change is sent to the browser as it happens, in the order made. Apps serialise their updates
+(a lock) when a background thread (a simulator) also updates panels.
+
+Fields are ``(z, x)`` arrays on a ``data_gen.grid.Grid``; depth (m) grows downward; x and
+depth axes are labelled in m; colour bars carry the quantity and its unit (permeability on a
+log scale with mD tick labels). This module holds no app logic: apps compute, panels display.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from bokeh.models import (
+    BasicTicker,
+    ColorBar,
+    ColumnDataSource,
+    HoverTool,
+    Label,
+    Legend,
+    LegendItem,
+    LinearColorMapper,
+    LogColorMapper,
+    LogTicker,
+    PrintfTickFormatter,
+    Range1d,
+    Span,
+)
+from bokeh.plotting import figure
+
+from data_gen.grid import Grid
+
+WELL_COLOURS = {"injector": "#d62728", "producer": "#1f77b4"}
+IMAGE_SIZE_PX = (300, 270)  # width (with colour bar), height of an image panel at its nominal size
+CURVE_SIZE_PX = (300, 230)
+TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+LEVEL_COLOURS = {  # background, text
+    "info": ("#e8f1fb", "#1f4e79"),
+    "warning": ("#fff4e5", "#8a4b00"),
+    "error": ("#fdecea", "#b00020"),
+}
+
+
+@dataclass(frozen=True)
+class ColourScale:
+    """How an image panel maps values to colours.
+
+    ``label``: the quantity and its unit, shown on the colour bar. ``low``/``high``: a fixed
+    range; ``None`` at either end: that end follows each field's data. ``log``: a log10 scale
+    with plain-number tick labels (e.g. permeability in mD). ``symmetric``: a range ``±max|v|``
+    around 0 from each field's data (differences).
+    """
+
+    label: str
+    palette: str = "Viridis256"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    symmetric: bool = False
+
+    def __post_init__(self) -> None:
+        if self.log and self.symmetric:
+            raise ValueError(f"a colour scale is log or symmetric, not both: {self!r}")
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise ValueError(
+                f"colour scale {self.label!r}: low must be < high, got ({self.low}, {self.high})"
+            )
+        if self.log and self.low is not None and self.low <= 0:
+            raise ValueError(f"a log colour scale needs low > 0, got {self.low}")
+
+    def range_of(self, field: np.ndarray) -> tuple[float, float]:
+        """The (low, high) colour range for ``field``."""
+        finite = field[np.isfinite(field)]
+        if self.log:
+            finite = finite[finite > 0]
+        if self.symmetric:
+            bound = float(np.abs(finite).max()) if finite.size else 1.0
+            return (-bound, bound) if bound > 0 else (-1.0, 1.0)
+        low = self.low if self.low is not None else (float(finite.min()) if finite.size else 0.0)
+        high = self.high if self.high is not None else (float(finite.max()) if finite.size else 1.0)
+        if not high > low:  # a uniform field: a small range around its value
+            pad = abs(low) * 0.01 or 1.0
+            low, high = (low / 1.5, high * 1.5) if self.log else (low - pad, high + pad)
+        return low, high
+
+
+def saturation_scale(max_saturation: float = 1.0) -> ColourScale:
+    """CO2 saturation (fraction of pore volume) on a fixed [0, max_saturation] scale."""
+    return ColourScale("CO2 saturation (-)", "Viridis256", 0.0, float(max_saturation))
+
+
+def permeability_scale() -> ColourScale:
+    """Permeability on a log scale, tick labels in mD."""
+    return ColourScale("permeability (mD)", "Cividis256", log=True)
+
+
+def difference_scale(label: str = "saturation difference (-)") -> ColourScale:
+    """A difference on a symmetric blue-white-red scale around 0."""
+    return ColourScale(label, "RdBu11", symmetric=True)
+
+
+def _palette(name: str) -> Sequence[str]:
+    import bokeh.palettes as palettes
+
+    if not hasattr(palettes, name):
+        raise ValueError(f"unknown Bokeh palette {name!r}; use a name from bokeh.palettes, e.g. 'Viridis256'")
+    palette = getattr(palettes, name)
+    return palette[::-1] if name.startswith("RdBu") else palette  # RdBu: red for positive
+
+
+def _check_field(field: np.ndarray, grid: Grid) -> np.ndarray:
+    f = np.asarray(field, dtype=np.float64)
+    if f.shape != grid.shape:
+        raise ValueError(
+            f"field has shape {f.shape} but the grid is (nz, nx) = {grid.shape}: pass one (z, x) field"
+        )
+    return f
+
+
+class ImagePanel:
+    """A ``(z, x)`` field on ``grid`` as an image, depth down, axes in m, with a colour bar.
+
+    ``show(field)`` draws a field; ``placeholder(text)`` hides the image and its colour bar and
+    writes ``text`` in the middle of the panel instead (nothing to show yet). With
+    ``wells=True`` the panel also draws well markers (``set_wells``). ``figure`` is the Bokeh
+    figure, ``source`` the image's data source.
+    """
+
+    def __init__(
+        self,
+        grid: Grid,
+        title: str,
+        scale: ColourScale,
+        *,
+        wells: bool = False,
+        size_px: tuple[int, int] = IMAGE_SIZE_PX,
+    ) -> None:
+        self.grid, self.scale = grid, scale
+        width_m, depth_m = grid.nx * grid.dx_m, grid.nz * grid.dz_m
+        self.figure = figure(
+            title=title,
+            width=size_px[0],
+            height=size_px[1],
+            x_range=Range1d(0.0, width_m, bounds=(0.0, width_m)),
+            y_range=Range1d(depth_m, 0.0, bounds=(0.0, depth_m)),  # start > end: depth grows downward
+            x_axis_label="x (m)",
+            y_axis_label="depth (m)",
+            tools=TOOLS,
+            toolbar_location=None,
+            sizing_mode="scale_width",
+        )
+        self.figure.grid.visible = False
+        mapper_type = LogColorMapper if scale.log else LinearColorMapper
+        low = 1.0 if scale.log else 0.0
+        self.mapper = mapper_type(palette=_palette(scale.palette), low=low, high=low + 1.0)
+        self.source = ColumnDataSource({"image": [np.zeros(grid.shape)]})
+        self.image = self.figure.image(
+            image="image", x=0.0, y=0.0, dw=width_m, dh=depth_m, source=self.source, color_mapper=self.mapper
+        )
+        ticker = LogTicker(mantissas=[1, 2, 5]) if scale.log else BasicTicker()
+        self.colour_bar = ColorBar(
+            color_mapper=self.mapper,
+            ticker=ticker,
+            formatter=PrintfTickFormatter(format="%g"),
+            title=scale.label,
+            title_standoff=4,
+            width=10,
+            padding=4,
+        )
+        self.figure.add_layout(self.colour_bar, "right")
+        self.figure.add_tools(
+            HoverTool(
+                renderers=[self.image],
+                tooltips=[("x", "$x{0} m"), ("depth", "$y{0} m"), (scale.label, "@image{0.[000]}")],
+            )
+        )
+        self.message = Label(
+            x=width_m / 2,
+            y=depth_m / 2,
+            text="",
+            text_align="center",
+            text_baseline="middle",
+            text_font_size="13px",
+            text_color="#555555",
+            visible=False,
+        )
+        self.figure.add_layout(self.message)
+        self.wells_source: ColumnDataSource | None = None
+        if wells:
+            self.wells_source = ColumnDataSource({"x": [], "depth": [], "well": [], "colour": []})
+            markers = self.figure.scatter(
+                "x", "depth", source=self.wells_source, marker="triangle", size=11,
+                fill_color="colour", line_color="white",
+            )  # fmt: skip
+            self.figure.add_tools(HoverTool(renderers=[markers], tooltips=[("", "@well at @depth{0} m")]))
+        self.placeholder("nothing to show yet")
+
+    @property
+    def showing_placeholder(self) -> bool:
+        """True while the panel shows its placeholder text instead of a field."""
+        return bool(self.message.visible)
+
+    def set_title(self, title: str) -> None:
+        self.figure.title.text = title
+
+    def show(self, field: np.ndarray, title: str | None = None) -> None:
+        """Draw ``field`` (``(z, x)``, the quantity of the panel's colour scale)."""
+        f = _check_field(field, self.grid)
+        low, high = self.scale.range_of(f)
+        self.mapper.update(low=low, high=high)
+        self.source.data = {"image": [f]}
+        self.image.visible = self.colour_bar.visible = True
+        self.message.visible = False
+        if title is not None:
+            self.set_title(title)
+
+    def placeholder(self, text: str, title: str | None = None) -> None:
+        """Show ``text`` instead of a field: no image, no colour bar (nothing that reads as data)."""
+        self.message.text = text
+        self.message.visible = True
+        self.image.visible = self.colour_bar.visible = False
+        if title is not None:
+            self.set_title(title)
+
+    def set_wells(self, wells: Mapping[str, tuple[int, int]]) -> None:
+        """Mark wells by name at their cells ``(z, x)``; colours from ``WELL_COLOURS``."""
+        if self.wells_source is None:
+            raise ValueError("this panel was built without wells: pass wells=True to ImagePanel")
+        names = list(wells)
+        cells = [self.grid.check_cell(tuple(wells[name]), name) for name in names]
+        self.wells_source.data = {
+            "x": [float(self.grid.x_m[x]) for _, x in cells],
+            "depth": [float(self.grid.z_m[z]) for z, _ in cells],
+            "well": names,
+            "colour": [WELL_COLOURS.get(name, "#000000") for name in names],
+        }
+
+
+@dataclass(frozen=True)
+class LineStyle:
+    """Colour and dash of a curve panel's line."""
+
+    colour: str
+    dash: str = "solid"
+    width: float = 2.0
+
+
+SOLID = LineStyle("#1f77b4")
+DASHED = LineStyle("#d62728", "dashed")
+
+
+class CurvePanel:
+    """Named lines against a common x quantity, a legend of only the lines drawn, and an
+    optional vertical marker (e.g. the current time).
+
+    ``lines`` maps names to styles (the legend label is the name). A line is drawn once
+    ``set_line`` gave it data and hidden again by ``clear_line``: hidden lines leave the legend.
+    """
+
+    def __init__(
+        self,
+        title: str,
+        x_label: str,
+        y_label: str,
+        lines: Mapping[str, LineStyle],
+        *,
+        marker: bool = True,
+        size_px: tuple[int, int] = CURVE_SIZE_PX,
+    ) -> None:
+        if not lines:
+            raise ValueError("a curve panel needs at least one line: pass lines={'name': LineStyle(...)}")
+        self.figure = figure(
+            title=title,
+            width=size_px[0],
+            height=size_px[1],
+            x_axis_label=x_label,
+            y_axis_label=y_label,
+            tools=TOOLS,
+            toolbar_location=None,
+            sizing_mode="scale_width",
+        )
+        self.sources: dict[str, ColumnDataSource] = {}
+        self.renderers = {}
+        self.items: dict[str, LegendItem] = {}
+        for name, style in lines.items():
+            source = ColumnDataSource({"x": np.zeros(0), "y": np.zeros(0)})
+            renderer = self.figure.line(
+                "x", "y", source=source, line_color=style.colour, line_dash=style.dash,
+                line_width=style.width, visible=False,
+            )  # fmt: skip
+            self.sources[name], self.renderers[name] = source, renderer
+            self.items[name] = LegendItem(label=name, renderers=[renderer], visible=False)
+        self.legend = Legend(items=list(self.items.values()), location="top_left", visible=False)
+        self.figure.add_layout(self.legend)
+        self.figure.add_tools(HoverTool(tooltips=[(x_label, "@x{0.[00]}"), (y_label, "@y{0.[000]}")]))
+        self.marker: Span | None = None
+        if marker:
+            self.marker = Span(dimension="height", line_color="grey", line_dash="dashed", line_width=1)
+            self.marker.visible = False
+            self.figure.add_layout(self.marker)
+
+    def set_line(self, name: str, x: np.ndarray, y: np.ndarray) -> None:
+        """Draw line ``name`` through ``(x, y)`` and list it in the legend."""
+        source = self._source(name)
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if x.shape != y.shape or x.ndim != 1:
+            raise ValueError(f"line {name!r}: x and y must be 1-D of one length, got {x.shape} and {y.shape}")
+        source.data = {"x": x, "y": y}
+        self.renderers[name].visible = self.items[name].visible = True
+        self.legend.visible = True
+
+    def clear_line(self, name: str) -> None:
+        """Hide line ``name`` and take it out of the legend."""
+        source = self._source(name)
+        if self.renderers[name].visible:
+            source.data = {"x": np.zeros(0), "y": np.zeros(0)}
+            self.renderers[name].visible = self.items[name].visible = False
+        self.legend.visible = any(item.visible for item in self.items.values())
+
+    def drawn(self) -> list[str]:
+        """Names of the lines drawn (and listed in the legend), in order."""
+        return [name for name, item in self.items.items() if item.visible]
+
+    def set_marker(self, x: float | None) -> None:
+        """Put the vertical marker at ``x`` (None: hide it)."""
+        if self.marker is None:
+            raise ValueError("this panel was built without a marker: pass marker=True to CurvePanel")
+        if x is None:
+            self.marker.visible = False
+        else:
+            self.marker.location = float(x)
+            self.marker.visible = True
+
+    def _source(self, name: str) -> ColumnDataSource:
+        if name not in self.sources:
+            raise ValueError(f"unknown line {name!r}; this panel draws {list(self.sources)}")
+        return self.sources[name]
+
+
+class Banner:
+    """A message box above an app's plots: ``info``, ``warning`` or ``error`` with lines of
+    plain text (HTML-escaped), or hidden when there is nothing to say. ``text`` is the plain
+    text shown ("" when hidden)."""
+
+    def __init__(self) -> None:
+        import ipywidgets as widgets
+
+        self.widget = widgets.HTML(value="", layout=widgets.Layout(width="100%"))
+        self.level: str | None = None
+        self.lines: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def show(self, level: str, lines: str | Sequence[str], heading: str = "") -> None:
+        """Show ``lines`` (a string or a list) at ``level``; ``heading`` in bold before them."""
+        if level not in LEVEL_COLOURS:
+            raise ValueError(f"unknown banner level {level!r}; allowed: {list(LEVEL_COLOURS)}")
+        lines = (lines,) if isinstance(lines, str) else tuple(lines)
+        self.level, self.lines = level, ((heading,) if heading else ()) + lines
+        background, colour = LEVEL_COLOURS[level]
+        head = f"<b>{html.escape(heading)}</b>" if heading else ""
+        if len(lines) > 1:
+            body = "<ul style='margin: 2px 0 0 0; padding-left: 18px'>"
+            body += "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
+        else:
+            body = (" " if head else "") + html.escape(lines[0] if lines else "")
+        self.widget.value = (
+            f"<div class='ccs-banner ccs-banner-{level}' style='background: {background}; color: {colour}; "
+            f"border-left: 4px solid {colour}; padding: 4px 10px; line-height: 1.4'>{head}{body}</div>"
+        )
+
+    def hide(self) -> None:
+        self.level, self.lines = None, ()
+        self.widget.value = ""
+
+
+def panel_grid(rows: Sequence[Sequence[ImagePanel | CurvePanel]]):
+    """A Bokeh layout of panels in rows that shares the available width (each panel scales
+    with it, keeping its aspect)."""
+    from bokeh.layouts import column, row
+
+    return column(
+        [row([p.figure for p in r], sizing_mode="stretch_width") for r in rows], sizing_mode="stretch_width"
+    )
+
+
+def bokeh_view(layout):
+    """The Bokeh ``layout`` as an ipywidget (``jupyter_bokeh.BokehModel``) for an ipywidgets app."""
+    try:
+        from jupyter_bokeh import BokehModel
+    except ImportError:  # pragma: no cover - the notebook extra installs it
+        raise ImportError(
+            "the notebook apps need jupyter_bokeh (Bokeh plots inside ipywidgets): "
+            "install the notebook extra, `pip install -e '.[notebook]'`"
+        ) from None
+    return BokehModel(layout)

@@ -1,0 +1,121 @@
+"""The widget foundations (ccs_fno/widgets/panels.py) on real Bokeh models: what an update puts
+into the data sources and properties that BokehJS draws. The browser side is tested in
+tests/test_browser.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bokeh.document import Document
+from bokeh.models import LogColorMapper, LogTicker
+
+from ccs_fno.widgets.panels import (
+    DASHED,
+    SOLID,
+    Banner,
+    CurvePanel,
+    ImagePanel,
+    bokeh_view,
+    difference_scale,
+    panel_grid,
+    permeability_scale,
+    saturation_scale,
+)
+from data_gen.grid import Grid
+
+GRID = Grid(nz=4, nx=6, dx_m=10.0, dz_m=5.0)
+
+
+def test_image_panel_draws_fields_depth_down_and_says_when_there_is_none():
+    panel = ImagePanel(GRID, "simulator", saturation_scale(0.8), wells=True)
+    assert panel.showing_placeholder and not panel.image.visible and not panel.colour_bar.visible
+    panel.placeholder("no simulation yet: press Simulate", title="simulator")
+    assert panel.message.text == "no simulation yet: press Simulate" and panel.message.visible
+
+    field = np.arange(24.0).reshape(4, 6) / 30
+    panel.show(field, title="simulator: CO2 saturation at 20 d")
+    np.testing.assert_array_equal(panel.source.data["image"][0], field)
+    assert panel.image.visible and panel.colour_bar.visible and not panel.message.visible
+    assert (panel.mapper.low, panel.mapper.high) == (0.0, 0.8)  # fixed saturation scale
+    assert panel.colour_bar.title == "CO2 saturation (-)"
+    f = panel.figure
+    assert (f.x_range.start, f.x_range.end) == (0.0, 60.0)  # m
+    assert (f.y_range.start, f.y_range.end) == (20.0, 0.0)  # depth grows downward
+    assert f.xaxis[0].axis_label == "x (m)" and f.yaxis[0].axis_label == "depth (m)"
+    # the image's row 0 (z = 0) spans depth 0 .. dz: drawn from y = 0 with height 20 m
+    assert (panel.image.glyph.y, panel.image.glyph.dh, panel.image.glyph.dw) == (0.0, 20.0, 60.0)
+
+    panel.set_wells({"injector": (1, 0), "producer": (3, 5)})
+    data = panel.wells_source.data
+    assert (
+        data["x"] == [5.0, 55.0] and data["depth"] == [7.5, 17.5] and data["well"] == ["injector", "producer"]
+    )
+    with pytest.raises(ValueError, match=r"grid is \(nz, nx\) = \(4, 6\)"):
+        panel.show(np.zeros((6, 4)))
+    with pytest.raises(ValueError, match="producer"):
+        panel.set_wells({"producer": (4, 0)})
+
+
+def test_permeability_panel_has_a_log_colour_bar_with_md_ticks_and_differences_are_symmetric():
+    k = np.full(GRID.shape, 20.0)
+    k[1:3] = 120.0
+    rock = ImagePanel(GRID, "permeability", permeability_scale())
+    rock.show(k)
+    assert isinstance(rock.mapper, LogColorMapper) and isinstance(rock.colour_bar.ticker, LogTicker)
+    assert (rock.mapper.low, rock.mapper.high) == (20.0, 120.0)
+    assert rock.colour_bar.title == "permeability (mD)" and rock.colour_bar.formatter.format == "%g"
+
+    difference = ImagePanel(GRID, "difference", difference_scale())
+    d = np.zeros(GRID.shape)
+    d[0, 0], d[1, 1] = 0.3, -0.1
+    difference.show(d)
+    assert (difference.mapper.low, difference.mapper.high) == (-0.3, 0.3)
+
+
+def test_curve_panel_legend_lists_only_the_lines_drawn():
+    panel = CurvePanel(
+        "plume area", "time (d)", "area (m² of section)", {"surrogate": SOLID, "simulator": DASHED}
+    )
+    assert panel.drawn() == [] and not panel.legend.visible
+    t = np.array([0.0, 20.0, 40.0])
+    panel.set_line("surrogate", t, [0.0, 1.0, 2.0])
+    assert panel.drawn() == ["surrogate"] and panel.legend.visible
+    assert not panel.renderers["simulator"].visible
+    panel.set_line("simulator", t, [0.0, 1.5, 2.5])
+    assert panel.drawn() == ["surrogate", "simulator"]
+    panel.clear_line("simulator")
+    assert panel.drawn() == ["surrogate"] and len(panel.sources["simulator"].data["x"]) == 0
+    panel.set_marker(20.0)
+    assert panel.marker.location == 20.0 and panel.marker.visible
+    with pytest.raises(
+        ValueError, match=r"unknown line 'observed'; this panel draws \['surrogate', 'simulator'\]"
+    ):
+        panel.set_line("observed", t, t)
+    with pytest.raises(ValueError, match="1-D of one length"):
+        panel.set_line("surrogate", t, t[:2])
+
+
+def test_an_update_is_one_event_per_source_and_the_view_is_an_ipywidget():
+    rock = ImagePanel(GRID, "permeability", permeability_scale())
+    curves = CurvePanel("area", "time (d)", "area", {"surrogate": SOLID})
+    layout = panel_grid([[rock], [curves]])
+    view = bokeh_view(layout)
+    assert view.render_bundle["docs_json"]  # the whole document travels as the widget's state
+    events = []
+    document: Document = rock.figure.document
+    document.on_change(lambda event: events.append(event))
+    rock.show(np.full(GRID.shape, 50.0))
+    changed = [(type(e.model).__name__, getattr(e, "attr", None)) for e in events]
+    assert ("ColumnDataSource", "data") in changed
+    assert sum(1 for m, a in changed if m == "ColumnDataSource") == 1  # the field: one event
+
+
+def test_banner_escapes_text_and_hides():
+    banner = Banner()
+    banner.show("warning", ["injector <above> the channel", "rate 400 m³/day"], heading="Outside")
+    assert banner.text == "Outside\ninjector <above> the channel\nrate 400 m³/day"
+    assert "&lt;above&gt;" in banner.widget.value and "ccs-banner-warning" in banner.widget.value
+    banner.hide()
+    assert banner.widget.value == "" and banner.text == ""
+    with pytest.raises(ValueError, match="unknown banner level 'alarm'"):
+        banner.show("alarm", "x")

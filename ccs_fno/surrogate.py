@@ -125,6 +125,37 @@ class Surrogate:
         self.domain = domain  # the training distribution (None: not recorded)
         self.provenance = {} if provenance is None else dict(provenance)  # how it was made
 
+    def describe(self) -> str:
+        """What this surrogate is: grid, times, training distribution and, when packaged, provenance."""
+        g = self._grid
+        lines = [
+            f"FNO surrogate on a {g.nz}x{g.nx} grid ({g.nz * g.dz_m:g} m x {g.nx * g.dx_m:g} m section), "
+            f"{self._times.size} report times {self._times[0]:g}-{self._times[-1]:g} days"
+        ]
+        lines.append(
+            "trained on: "
+            + (self.domain.describe() if self.domain else "(training distribution not recorded)")
+        )
+        p = self.provenance
+        if p:
+            test = p["errors"]["test_split_rel_l2"]
+            lines.append(
+                f"test relative L2 error {100 * test['rel_l2_mean']:.1f} % (mean of {test['n_samples']} "
+                f"held-out simulations; median {100 * test['rel_l2_median']:.1f} %, "
+                f"worst {100 * test['rel_l2_max']:.1f} %)"
+            )
+            for name, errors in p["errors"].get("heldout_stores_rel_l2", {}).items():
+                lines.append(
+                    f"  on {name} ({errors['geology']}, seed {errors['master_seed']}): "
+                    f"{100 * errors['rel_l2_mean']:.1f} % mean over {errors['n_samples']}"
+                )
+            lines.append(f"data: {p['commands']['generate']}")
+            lines.append(f"model: {p['commands']['train']}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Surrogate\n{self.describe()}>"
+
     @property
     def grid(self) -> Grid:
         """The training grid (the section's extent is ``nx * dx_m`` by ``nz * dz_m``)."""

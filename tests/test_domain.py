@@ -46,6 +46,8 @@ def test_the_default_surrogate_ships_with_its_provenance_and_matches_the_simulat
     assert provenance["seeds"]["data_master_seed"] == 2024
     assert provenance["errors"]["test_split_rel_l2"]["n_samples"] >= 100
     assert (default.grid.nz, default.grid.nx) == (64, 64) and default.domain.space.geology == "channel"
+    text = repr(default)
+    assert "test relative L2 error" in text and "ccs-fno train" in text and "channel geology" in text
     # A scenario it never saw, through the real simulator: the stated test error is of this order.
     k, phi, result = run_scenario(scenario)
     report = _check(default, k, scenario)

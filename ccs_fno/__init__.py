@@ -20,6 +20,7 @@ _EXPORTS = {
     "ZarrSaturationDataset": "ccs_fno.data",
     "read_store": "ccs_fno.data",
     "split_samples": "ccs_fno.data",
+    "heldout_split": "ccs_fno.data",
     "ModelConfig": "ccs_fno.train_config",
     "TrainConfig": "ccs_fno.train_config",
     "Trainer": "ccs_fno.train",
@@ -38,6 +39,11 @@ _EXPORTS = {
     "OutOfDomainWarning": "ccs_fno.domain",
     "evaluate": "ccs_fno.surrogate",
     "load_surrogate": "ccs_fno.surrogate",
+    "Calibration": "ccs_fno.uq",
+    "calibrate": "ccs_fno.uq",
+    "EnsembleStatistics": "ccs_fno.uq",
+    "prior_ensemble": "ccs_fno.uq",
+    "store_ensemble": "ccs_fno.uq",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -39,6 +39,7 @@ from data_gen.store import StoreDamagedError, open_dataset, read_config, repair_
 
 INPUT_CHANNELS = ("log_permeability", "porosity", "rate", "injector", "producer")
 SPLITS = ("train", "val", "test")
+CALIBRATION = "calibration"  # the optional split for conformal calibration (ccs_fno.uq)
 WELL_SIGMA_CELLS = 1.5  # bump width in training cells; stored in metres
 
 
@@ -150,6 +151,28 @@ class Normalisers:
         ]
         return np.stack(channels, axis=1).astype(np.float32)
 
+    def encode_torch(
+        self,
+        log_permeability_md: torch.Tensor,
+        rate_m3_per_day: torch.Tensor,
+        porosity: np.ndarray,
+        injector_zx: np.ndarray,
+        producer_zx: np.ndarray,
+        z_m: np.ndarray,
+        x_m: np.ndarray,
+    ) -> torch.Tensor:
+        """``encode`` with ln k (ln mD, [n, Z, X]) and the rate (m^3/day, [n]) as torch tensors,
+        differentiable in both (inversion through the surrogate); the other channels as ``encode``.
+        Returns [n, C, Z, X] in the dtype and on the device of ``log_permeability_md``."""
+        n, nz, nx = log_permeability_md.shape
+        ones = np.ones((n, nz, nx))
+        fixed = self.encode(ones, porosity, np.ones(n), injector_zx, producer_zx, z_m, x_m)
+        channels = list(torch.from_numpy(fixed).to(log_permeability_md).unbind(1))
+        channels[INPUT_CHANNELS.index("log_permeability")] = self.log_permeability(log_permeability_md)
+        rate = self.rate(rate_m3_per_day.to(log_permeability_md))
+        channels[INPUT_CHANNELS.index("rate")] = rate[:, None, None].expand(n, nz, nx)
+        return torch.stack(channels, dim=1)
+
     def _bumps(self, cells_zx: np.ndarray, z_m: np.ndarray, x_m: np.ndarray) -> np.ndarray:
         """Gaussian bumps (n, Z, X) around the centres of the cells ``cells_zx`` (n, 2)."""
         cells = np.asarray(cells_zx, dtype=np.int64)
@@ -175,34 +198,72 @@ def z_slice(z_range: tuple[int, int] | None, nz: int) -> slice:
     return slice(int(z0), int(z1))
 
 
+def _split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
+    """``round(fraction * n)`` samples per named fraction (at least one when it is > 0)."""
+    counts = {}
+    for name, fraction in fractions.items():
+        if isinstance(fraction, bool) or not (isinstance(fraction, (int, float)) and 0.0 <= fraction < 1.0):
+            raise ValueError(f"{name}_fraction must be a number in [0, 1), got {fraction!r}")
+        counts[name] = max(round(fraction * n), 1) if fraction > 0 else 0
+    return counts
+
+
 def split_samples(
-    done_indices: Sequence[int], val_fraction: float, test_fraction: float, seed: int
+    done_indices: Sequence[int],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    calibration_fraction: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Split sample indices into sorted ``train``/``val``/``test`` arrays, from ``seed`` alone.
 
     ``val`` gets ``round(val_fraction * n)`` samples (at least one when the fraction is > 0),
     likewise ``test``; ``train`` the rest, which must not be empty.
+
+    With ``calibration_fraction > 0`` a fourth split, ``calibration``, is taken after ``test``
+    from the same permutation: samples kept away from training *and* model selection, for
+    conformal calibration of the surrogate's error (``ccs_fno.uq``). Without it there is no
+    ``calibration`` key and the split is bit-identical to that of runs made before it existed.
     """
     indices = np.unique(np.asarray(done_indices, dtype=np.int64))
     n = indices.size
-    counts = {}
-    for name, fraction in (("val", val_fraction), ("test", test_fraction)):
-        if not (isinstance(fraction, (int, float)) and 0.0 <= fraction < 1.0):
-            raise ValueError(f"{name}_fraction must be a number in [0, 1), got {fraction!r}")
-        counts[name] = max(round(fraction * n), 1) if fraction > 0 else 0
-    if n - counts["val"] - counts["test"] < 1:
+    fractions = {"val": val_fraction, "test": test_fraction}
+    if calibration_fraction:
+        fractions[CALIBRATION] = calibration_fraction
+    counts = _split_counts(n, fractions)
+    if n - sum(counts.values()) < 1:
+        held = ", ".join(f"{name} ({count})" for name, count in counts.items())
         raise ValueError(
-            f"{n} done sample(s) cannot be split into val ({counts['val']}), test "
-            f"({counts['test']}) and a non-empty train set; generate more samples or lower "
-            "the fractions"
+            f"{n} done sample(s) cannot be split into {held} and a non-empty train set; "
+            "generate more samples or lower the fractions"
         )
     order = np.random.default_rng(seed).permutation(indices)
-    n_val, n_test = counts["val"], counts["test"]
-    return {
-        "val": np.sort(order[:n_val]),
-        "test": np.sort(order[n_val : n_val + n_test]),
-        "train": np.sort(order[n_val + n_test :]),
-    }
+    split, start = {}, 0
+    for name, count in counts.items():
+        split[name] = np.sort(order[start : start + count])
+        start += count
+    split["train"] = np.sort(order[start:])
+    return split
+
+
+def heldout_split(
+    done_indices: Sequence[int], calibration_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Split a held-out store (no sample of it ever trained or selected a model) into sorted
+    ``calibration`` and ``test`` arrays, from ``seed`` alone: ``calibration`` gets
+    ``round(calibration_fraction * n)`` samples (at least one), ``test`` the rest (not empty)."""
+    indices = np.unique(np.asarray(done_indices, dtype=np.int64))
+    n = indices.size
+    if not calibration_fraction:
+        raise ValueError(f"calibration_fraction must lie in (0, 1), got {calibration_fraction!r}")
+    n_cal = _split_counts(n, {CALIBRATION: calibration_fraction})[CALIBRATION]
+    if n - n_cal < 1:
+        raise ValueError(
+            f"{n} done sample(s) cannot be split into calibration ({n_cal}) and a non-empty test "
+            "set; generate more samples or lower calibration_fraction"
+        )
+    order = np.random.default_rng(seed).permutation(indices)
+    return {CALIBRATION: np.sort(order[:n_cal]), "test": np.sort(order[n_cal:])}
 
 
 @dataclass(frozen=True)

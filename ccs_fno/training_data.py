@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from ccs_fno.data import (
+    CALIBRATION,
     Normalisers,
     StoreSummary,
     ZarrSaturationDataset,
@@ -54,10 +55,22 @@ class TrainingData:
     normalisers: Normalisers
 
     @classmethod
-    def prepare(cls, store: Any, val_fraction: float, test_fraction: float, split_seed: int) -> TrainingData:
-        """Split the done samples of ``store`` (a path or summary), fit normalisers on train."""
+    def prepare(
+        cls,
+        store: Any,
+        val_fraction: float,
+        test_fraction: float,
+        split_seed: int,
+        calibration_fraction: float = 0.0,
+    ) -> TrainingData:
+        """Split the done samples of ``store`` (a path or summary), fit normalisers on train.
+
+        ``calibration_fraction > 0`` also holds out a ``calibration`` split (``split_samples``).
+        """
         summary = store if isinstance(store, StoreSummary) else read_store(store)
-        split = split_samples(summary.done_indices, val_fraction, test_fraction, split_seed)
+        split = split_samples(
+            summary.done_indices, val_fraction, test_fraction, split_seed, calibration_fraction
+        )
         return cls(summary, split, fit_normalisers(summary, split["train"]))
 
     @classmethod
@@ -68,7 +81,8 @@ class TrainingData:
         ``fingerprint()`` with the saved one (``ccs_fno.run_dir.fingerprint_differences``).
         """
         summary = store if isinstance(store, StoreSummary) else read_store(store)
-        return cls(summary, {name: summary.check_done(split[name]) for name in SPLIT_NAMES}, normalisers)
+        names = (*SPLIT_NAMES, CALIBRATION) if CALIBRATION in split else SPLIT_NAMES
+        return cls(summary, {name: summary.check_done(split[name]) for name in names}, normalisers)
 
     def fingerprint(self) -> dict[str, Any]:
         """The data's identity for the run files: the store's configuration digest, master seed

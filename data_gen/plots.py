@@ -1,6 +1,9 @@
-"""Static figures of an ensemble store (matplotlib): permeability and CO2 plumes per sample.
+"""Static figures of an ensemble store (matplotlib): permeability and CO2 plumes per sample, and the
+colour maps every figure and app of the project uses.
 
 ``python -m data_gen.plots STORE.zarr OUT.png [--samples 4]`` writes the gallery used by ``make demo``.
+Figures are built with matplotlib's object API (no pyplot, no backend switch): importing this module
+changes nothing in a notebook's matplotlib set-up.
 """
 
 from __future__ import annotations
@@ -8,56 +11,76 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
+import xarray as xr
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator
 
-matplotlib.use("Agg")  # headless: figures go to files
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
+from data_gen.store import open_dataset
 
-from data_gen.store import open_dataset  # noqa: E402
+# One owner for the colours of the project's figures (matplotlib names; HoloViews takes them too,
+# Bokeh palettes are the capitalised "Viridis256", "Cividis256").
+SATURATION_CMAP = "viridis"  # CO2 saturation
+PERMEABILITY_CMAP = "cividis"  # permeability, on a log scale
+DIFFERENCE_CMAP = "RdBu_r"  # signed differences (prediction - simulator), symmetric around 0
+WELL_COLOURS = {"injector": "#d62728", "producer": "#1f77b4"}  # red injector, blue producer
+WELL_MARKERS = {"injector": "v", "producer": "^"}  # injector points down into the rock
 
 
-def plume_gallery(ds: xr.Dataset, n_samples: int = 4, n_times: int = 3) -> plt.Figure:
-    """One row per sample: log permeability, then CO2 saturation at ``n_times`` report times."""
+def md_ticks(axis) -> None:
+    """Label a log-scaled permeability axis (e.g. a colour bar's) in plain mD: 20, 50, 100, 200."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+
+
+def plume_gallery(ds: xr.Dataset, n_samples: int = 4, n_times: int = 3) -> Figure:
+    """One row per sample: permeability (mD, log colour scale) with the wells, then CO2 saturation at
+    ``n_times`` report times; one saturation colour bar per row, beside the last column."""
     samples = np.flatnonzero(ds["done"].values)[:n_samples]
     if samples.size == 0:
         raise ValueError("the store holds no finished samples yet (its `done` ledger is all False)")
+    if n_times < 1:
+        raise ValueError(f"n_times must be at least 1, got {n_times}")
     times = np.linspace(0, ds.sizes["time"] - 1, n_times + 1)[1:].round().astype(int)
-    extent = [0.0, float(ds.x[-1] + ds.x[0]), float(ds.z[-1] + ds.z[0]), 0.0]
-    fig, axes = plt.subplots(
-        samples.size, n_times + 1, figsize=(3.0 * (n_times + 1), 2.7 * samples.size), squeeze=False
-    )
+    dx, dz = float(ds.x[1] - ds.x[0]), float(ds.z[1] - ds.z[0])  # cell centres -> cell edges
+    extent = [float(ds.x[0]) - dx / 2, float(ds.x[-1]) + dx / 2, float(ds.z[-1]) + dz / 2, 0.0]
+    k_all = ds["permeability"].isel(sample=samples).values
+    k_norm = LogNorm(vmin=float(k_all.min()), vmax=float(k_all.max()))
+    fig = Figure(figsize=(3.1 * (n_times + 1) + 1.0, 2.6 * samples.size + 0.4), layout="constrained")
+    axes = fig.subplots(samples.size, n_times + 1, squeeze=False, sharex=True, sharey=True)
     for row, i in zip(axes, samples, strict=True):
         sample = ds.isel(sample=int(i))
-        im = row[0].imshow(np.log10(sample["permeability"].values), extent=extent, cmap="cividis")
-        fig.colorbar(im, ax=row[0], label="log10 k [mD]")
-        row[0].plot(
-            ds.x.values[int(sample["injector_x"])],
-            ds.z.values[int(sample["injector_z"])],
-            "r^",
-            ms=7,
-            label="injector",
-        )
-        row[0].plot(
-            ds.x.values[int(sample["producer_x"])],
-            ds.z.values[int(sample["producer_z"])],
-            "wv",
-            ms=7,
-            label="producer",
-        )
-        row[0].set_title(f"sample {int(i)}: {float(sample['rate_m3_per_day']):.0f} m³/day")
-        for ax, t in zip(row[1:], times, strict=True):
-            im = ax.imshow(
-                sample["saturation"].isel(time=int(t)).values, extent=extent, vmin=0, vmax=1, cmap="magma"
+        k = row[0].imshow(sample["permeability"].values, extent=extent, cmap=PERMEABILITY_CMAP, norm=k_norm)
+        md_ticks(fig.colorbar(k, ax=row[0], label="permeability [mD]").ax.yaxis)
+        for name in ("injector", "producer"):
+            row[0].plot(
+                ds.x.values[int(sample[f"{name}_x"])],
+                ds.z.values[int(sample[f"{name}_z"])],
+                WELL_MARKERS[name],
+                color=WELL_COLOURS[name],
+                markeredgecolor="white",
+                ms=8,
+                label=name,
             )
-            ax.set_title(f"CO2 saturation, {float(ds.time[t]):.0f} d")
-        fig.colorbar(im, ax=row[-1], label="S_CO2")
-        for ax in row:
-            ax.set_xlabel("x [m]")
-            ax.set_ylabel("depth [m]")
-    axes[0, 0].legend(loc="lower right", fontsize=7)
-    fig.tight_layout()
+        row[0].set_title(f"sample {int(i)}: {float(sample['rate_m3_per_day']):.0f} m³/day", fontsize=9)
+        for ax, t in zip(row[1:], times, strict=True):
+            s = ax.imshow(
+                sample["saturation"].isel(time=int(t)).values,
+                extent=extent,
+                vmin=0,
+                vmax=1,
+                cmap=SATURATION_CMAP,
+            )
+            ax.set_title(f"CO2 saturation, {float(ds.time[t]):.0f} d", fontsize=9)
+        fig.colorbar(s, ax=row[1:], label="CO2 saturation [-]", fraction=0.05)
+        row[0].set_ylabel("depth [m]")
+    for ax in axes[-1]:
+        ax.set_xlabel("x [m]")
+    fig.legend(
+        *axes[0, 0].get_legend_handles_labels(), loc="outside upper left", ncols=2, fontsize=8, frameon=False
+    )
     return fig
 
 

@@ -1,20 +1,19 @@
-"""The scenario explorer without a browser: plume metrics, controls -> surrogate -> Bokeh plot
-data, the background simulator, and the messages for a missing or mismatched run."""
+"""The scenario explorer without a browser: plume metrics, controls -> surrogate -> the Bokeh data
+sources of its panels, wells that stay where the user put them, the training-distribution banner
+before any simulation, engineering units, the background simulator, and the messages for a
+missing or mismatched run. The browser side is in tests/test_browser.py."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
-import holoviews as hv
 import numpy as np
 import pytest
-from bokeh.models import GlyphRenderer, Plot
-from bokeh.models import Image as BokehImage
 from tiny_run import TINY_TIMES_DAYS, build_tiny_run
 
+from ccs_fno.co2_mass import injected_mass_t, stored_mass_t
+from ccs_fno.plume import plume_area_m2, plume_extent_m, relative_error
 from ccs_fno.widgets import ScenarioExplorer
-from ccs_fno.widgets.plume import plume_area_m2, plume_extent_m, relative_error
 from data_gen.geology import channel_mask
 from data_gen.grid import Grid
 from data_gen.physics import simulate
@@ -36,18 +35,10 @@ def explorer(run_dir):
     app.close()
 
 
-def _figure(plot, title_start: str) -> Plot:
-    figures = [f for f in plot.state.select({"type": Plot}) if f.title.text.startswith(title_start)]
-    assert len(figures) == 1, [f.title.text for f in plot.state.select({"type": Plot})]
-    return figures[0]
-
-
-def _image(figure: Plot) -> np.ndarray:
-    """The (z, x) data of the figure's image glyph, as Bokeh would send it to the browser."""
-    (renderer,) = [
-        r for r in figure.renderers if isinstance(r, GlyphRenderer) and isinstance(r.glyph, BokehImage)
-    ]
-    return np.asarray(renderer.data_source.data["image"][0])
+def _image(panel) -> np.ndarray:
+    """The (z, x) field a panel sends to the browser."""
+    assert not panel.showing_placeholder, panel.message.text
+    return np.asarray(panel.source.data["image"][0])
 
 
 # -- plume metrics ---------------------------------------------------------------------------------
@@ -109,12 +100,12 @@ def test_plume_metrics_and_relative_error_refuse_bad_input():
 # -- explorer --------------------------------------------------------------------------------------
 
 
-def test_a_control_change_updates_the_plot_data_from_the_surrogate(explorer):
-    plot = hv.renderer("bokeh").get_plot(explorer.views.layout)
-    c = explorer.controls
+def test_a_control_change_updates_the_panels_from_the_surrogate_and_wells_stay_put(explorer):
+    c, v = explorer.controls, explorer.views
     assert explorer.predicted.shape == (len(TINY_TIMES_DAYS), 16, 16)
     c.rate.value = c.rate.max
     scenario = explorer.current_scenario()
+    assert scenario.space.geology == "channel" and scenario.config.rate_m3_per_day == c.rate.max
     expected = explorer.surrogate.predict(
         explorer.permeability_md,
         rate_m3_per_day=c.rate.max,
@@ -124,42 +115,86 @@ def test_a_control_change_updates_the_plot_data_from_the_surrogate(explorer):
     ).values
     np.testing.assert_array_equal(explorer.predicted, expected)
     last = len(TINY_TIMES_DAYS) - 1
-    figure = _figure(plot, "surrogate: CO2 saturation at 1000 d")
-    np.testing.assert_array_equal(_image(figure), expected[last])
+    assert v.now.figure.title.text == "surrogate: CO2 saturation at 1000 d"
+    np.testing.assert_array_equal(_image(v.now), expected[last])
 
     c.time.value = 3
-    assert figure.title.text == "surrogate: CO2 saturation at 300 d"
-    np.testing.assert_array_equal(_image(figure), expected[3])
+    assert v.now.figure.title.text == "surrogate: CO2 saturation at 300 d"
+    np.testing.assert_array_equal(_image(v.now), expected[3])
+    assert [p.marker.location for p in v.curves] == [300.0] * 3
 
-    c.seed.value = 5  # a new channel: new rock, wells re-completed in the channel, new prediction
-    permeability = _image(_figure(plot, "permeability"))
-    np.testing.assert_allclose(permeability, np.log10(explorer.permeability_md))
-    grid, params = explorer.space.grid, explorer.controls.geology_params()
-    mask = channel_mask(grid, params, 5)
+    # a new channel realisation: new rock, new prediction, but the wells stay where they were
+    depths = c.injector_depth.value, c.producer_depth.value
+    wells = scenario.injector_zx, scenario.producer_zx
+    seed = next(
+        s for s in range(1, 50) if not channel_mask(explorer.space.grid, c.geology_params(), s)[wells[0]]
+    )
+    c.seed.value = seed
+    np.testing.assert_allclose(_image(v.rock), explorer.permeability_md)
+    assert (c.injector_depth.value, c.producer_depth.value) == depths
+    assert (explorer.scenario.injector_zx, explorer.scenario.producer_zx) == wells
+    assert explorer.scenario.seed == seed
+    # ... and the banner says, before any simulation, that the injector now lies outside the channel
+    assert explorer.trust.level == "warning"
+    assert "Outside the surrogate's training distribution" in explorer.trust_text
+    assert "injector" in explorer.trust_text and "channel" in explorer.trust_text
+    # the user asks for the wells in the channel: they move, and the status says from where to where
+    explorer.wells_into_channel()
+    mask = channel_mask(explorer.space.grid, c.geology_params(), seed)
     assert mask[explorer.scenario.injector_zx] and mask[explorer.scenario.producer_zx]
-    assert explorer.scenario.seed == 5
+    assert explorer.status_text.startswith("wells completed at the channel centre: injector ")
+    assert f"→ {c.injector_depth.value:.0f} m" in explorer.status_text
+    assert explorer.trust.level == "info" and "inside" in explorer.trust_text
+    assert v.rock.wells_source.data["depth"][0] == explorer.space.grid.z_m[explorer.scenario.injector_zx[0]]
 
 
-def test_switching_to_gaussian_geology_draws_a_log_normal_field(explorer):
-    plot = hv.renderer("bokeh").get_plot(explorer.views.layout)
+def test_gaussian_geology_on_a_channel_model_is_flagged_before_simulating(explorer):
     c = explorer.controls
     wells = explorer.scenario.injector_zx, explorer.scenario.producer_zx
     c.geology.value = "gaussian"
-    assert c._geology_box.children[-1].children[0] is c.params["gaussian"]["geometric_mean_md"]
+    assert c._param_column.children[0].children[0] is c.params["gaussian"]["geometric_mean_md"]
     k = explorer.permeability_md
     assert np.unique(k).size == k.size  # a continuous field, not two facies
     params = c.geology_params()
-    assert explorer.scenario.geology == "gaussian" and explorer.scenario.geology_params == params
+    assert explorer.scenario.space.geology == "gaussian" and explorer.scenario.geology_params == params
     assert (explorer.scenario.injector_zx, explorer.scenario.producer_zx) == wells  # wells stay
-    np.testing.assert_allclose(_image(_figure(plot, "permeability")), np.log10(k))
+    np.testing.assert_allclose(_image(explorer.views.rock), k)
+    report = explorer.domain_report()
+    assert not report.ok and explorer.trust.level == "warning"
+    assert explorer.trust.lines[1:] == tuple(report.reasons)
+    assert "not channel geology" in explorer.trust_text
+    assert explorer.simulation is None  # said before anyone pressed Simulate
     c.params["gaussian"]["len_scale_m"].value = c.params["gaussian"]["len_scale_m"].max
     assert explorer.scenario.geology_params.len_scale_m == c.params["gaussian"]["len_scale_m"].max
     assert not np.array_equal(explorer.permeability_md, k)
     assert "cannot" not in explorer.status_text
 
 
+def test_engineering_units_rate_as_mass_and_injected_vs_stored_mass(explorer):
+    c, v = explorer.controls, explorer.views
+    c.rate.value = 100.0
+    density = explorer.space.simulation.fluids.co2_density_kg_m3
+    assert density == 700.0
+    assert "= 70.0 t/day = 0.0256 Mt/yr CO2 at 700 kg/m³; 70 kt by 1000 d" in c.rate_mass.value
+    times = np.asarray(TINY_TIMES_DAYS)
+    mass = v.mass.sources
+    np.testing.assert_allclose(mass["injected"].data["y"], injected_mass_t(times, 100.0, density))
+    stored = stored_mass_t(explorer.predicted, explorer.space.porosity, explorer.space.grid, density)
+    np.testing.assert_allclose(mass["stored (surrogate)"].data["y"], stored)
+    assert v.mass.drawn() == ["injected", "stored (surrogate)"]  # no simulator line before Simulate
+    assert v.area.figure.title.text == "plume area in the vertical section"
+    assert v.area.figure.yaxis[0].axis_label == "area (m² of section)"
+    assert v.rock.colour_bar.title == "permeability (mD)" and v.rock.mapper.low > 0  # log scale
+    assert v.rock.figure.yaxis[0].axis_label == "depth (m)"
+    assert "inj. depth (m)" == c.injector_depth.description
+
+
 def test_simulate_runs_the_real_simulator_in_the_background_and_shows_the_comparison(explorer):
-    plot = hv.renderer("bokeh").get_plot(explorer.views.layout)
+    v = explorer.views
+    for panel in (v.simulated, v.difference):  # no simulation: words, not an all-zero map
+        assert panel.showing_placeholder and panel.message.text == "no simulation yet: press Simulate"
+        assert not panel.image.visible and not panel.colour_bar.visible
+    assert v.area.drawn() == ["surrogate"] and v.extent.drawn() == ["surrogate"]
     progress = []
     explorer.controls.progress.observe(lambda change: progress.append(change["new"]), "value")
     explorer.controls.time.value = 6
@@ -170,28 +205,45 @@ def test_simulate_runs_the_real_simulator_in_the_background_and_shows_the_compar
     simulated = future.result(timeout=60)
 
     s = explorer.scenario
-    config = replace(
-        explorer.space.simulation,
-        rate_m3_per_day=s.rate_m3_per_day,
-        injector_zx=s.injector_zx,
-        producer_zx=s.producer_zx,
-    )
-    reference = simulate(explorer.permeability_md, explorer.space.porosity, config).saturation
+    reference = simulate(explorer.permeability_md, explorer.space.porosity, s.config).saturation
     np.testing.assert_array_equal(simulated, reference)
     assert progress == [t / TINY_TIMES_DAYS[-1] for t in TINY_TIMES_DAYS[1:]]  # per report time
     assert not explorer.controls.simulate.disabled
 
-    np.testing.assert_array_equal(_image(_figure(plot, "simulator: CO2 saturation at 600 d")), reference[6])
-    difference = _figure(plot, "difference: rel. L2 error")
-    np.testing.assert_allclose(_image(difference), explorer.predicted[6] - reference[6], rtol=1e-6)
+    assert v.simulated.figure.title.text == "simulator: CO2 saturation at 600 d"
+    np.testing.assert_array_equal(_image(v.simulated), reference[6])
+    assert v.difference.figure.title.text.startswith("difference: rel. L2 error")
+    np.testing.assert_allclose(_image(v.difference), explorer.predicted[6] - reference[6], rtol=1e-6)
     overall = relative_error(explorer.predicted, reference)
     assert f"{overall:.1%} over all times" in explorer.status_text
+    assert v.area.drawn() == ["surrogate", "simulator"]
+    np.testing.assert_array_equal(
+        v.area.sources["simulator"].data["y"], plume_area_m2(reference, explorer.space.grid, s.injector_zx)
+    )
+    assert v.mass.drawn() == ["injected", "stored (surrogate)", "stored (simulator)"]
 
     explorer.controls.rate.value = explorer.controls.rate.min  # the simulation no longer applies
-    assert _figure(plot, "simulator: scenario changed, press Simulate")
-    assert not _image(_figure(plot, "simulator")).any()
+    assert v.simulated.message.text == "scenario changed since the simulation: press Simulate"
+    assert v.simulated.showing_placeholder and v.difference.showing_placeholder
+    assert v.area.drawn() == ["surrogate"] and "stored (simulator)" not in v.mass.drawn()
     explorer.controls.rate.value = s.rate_m3_per_day  # back to the simulated scenario
-    np.testing.assert_array_equal(_image(_figure(plot, "simulator: CO2")), reference[6])
+    np.testing.assert_array_equal(_image(v.simulated), reference[6])
+    assert v.area.drawn() == ["surrogate", "simulator"]
+
+
+def test_static_figure_draws_what_the_panels_hold(explorer):
+    figure = explorer.static_figure()
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles[:4] == [
+        "permeability and wells",
+        "surrogate: CO2 saturation at 1000 d",
+        "simulator",
+        "difference: surrogate − simulator",
+    ]
+    texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert texts.count("no simulation yet: press Simulate") == 2
+    rock = figure.axes[0]
+    np.testing.assert_allclose(rock.images[0].get_array(), explorer.permeability_md)
 
 
 def test_missing_or_mismatched_runs_are_explained(run_dir, tmp_path):

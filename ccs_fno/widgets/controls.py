@@ -1,7 +1,9 @@
 """The explorer's ipywidgets controls: geology kind and parameters, seed, wells, time, Simulate.
 
 ``ExplorerControls`` only builds and reads widgets; the explorer wires them to the surrogate.
-Slider ranges are physical (mD, m, degrees) and always include the starting value.
+Slider ranges are physical (mD, m, degrees) and always include the starting value. The controls
+sit in four columns of fixed height, so switching the geology kind (3 or 6 parameters) never
+moves the plots below.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import numpy as np
 from data_gen.geology import GAUSSIAN_MODELS, GEOLOGY_KINDS, GeologyParams
 from data_gen.grid import Grid
 
-_STYLE = {"description_width": "105px"}
-_WIDTH = "310px"
+_STYLE = {"description_width": "100px"}
+_WIDTH = "290px"
+_COLUMN_HEIGHT = "215px"  # the tallest column: the gaussian parameters (6 rows)
 MAX_SEED = 2**31 - 1
 
 
@@ -90,7 +93,7 @@ def depth_to_row(grid: Grid, depth_m: float) -> int:
 
 
 class ExplorerControls:
-    """All widgets of the explorer; ``box`` lays them out in three columns.
+    """All widgets of the explorer; ``box`` lays them out in four columns.
 
     ``params`` maps each geology kind to its starting parameters; ``rate_range`` bounds the
     injection rate (m^3/day); depths are in m below the section top.
@@ -132,12 +135,13 @@ class ExplorerControls:
             max=high,
             step=(high - low) / 100 if high > low else 1.0,
             description="rate (m³/day)",
+            readout_format=".0f",
             style=_STYLE,
             layout=widgets.Layout(width=_WIDTH),
             continuous_update=False,
         )
-        self.injector_depth = _depth_slider("injector depth", grid, injector_depth_m)
-        self.producer_depth = _depth_slider("producer depth", grid, producer_depth_m)
+        self.injector_depth = _depth_slider("inj. depth (m)", grid, injector_depth_m)
+        self.producer_depth = _depth_slider("prod. depth (m)", grid, producer_depth_m)
         self.time = widgets.SelectionSlider(
             options=[(f"{t:g} d", i) for i, t in enumerate(np.asarray(times_days, dtype=float))],
             value=len(times_days) - 1,
@@ -155,40 +159,41 @@ class ExplorerControls:
         self.progress = widgets.FloatProgress(
             value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="150px", margin="8px 0 0 8px")
         )
-        self.status = widgets.HTML(value="")
-        self._geology_box = widgets.VBox([self.geology, self.seed])
+        # what the rate means in mass (t/day, Mt/year): written by the explorer
+        self.rate_mass = widgets.HTML(value="", layout=widgets.Layout(width=_WIDTH, margin="0 0 0 104px"))
+        self.wells_into_channel = widgets.Button(
+            description="complete wells in channel",
+            icon="arrows-v",
+            layout=widgets.Layout(width="220px", margin="2px 0 0 104px"),
+            tooltip="move both wells to the channel's centre line in their columns (as in training)",
+        )
+        self._param_column = widgets.VBox([])
         self.geology.observe(lambda _: self._show_params(), "value")
         self._show_params()
-        column = widgets.Layout(padding="0 12px 0 0")
-        self.box = widgets.VBox(
+
+        def column(title: str, *children: widgets.Widget) -> widgets.VBox:
+            layout = widgets.Layout(padding="0 10px 0 0", height=_COLUMN_HEIGHT, overflow="hidden")
+            return widgets.VBox([widgets.HTML(f"<b>{title}</b>"), *children], layout=layout)
+
+        self.box = widgets.HBox(
             [
-                widgets.HBox(
-                    [
-                        widgets.VBox([widgets.HTML("<b>Geology</b>"), self._geology_box], layout=column),
-                        widgets.VBox(
-                            [
-                                widgets.HTML("<b>Wells</b> (depths in m)"),
-                                self.rate,
-                                self.injector_depth,
-                                self.producer_depth,
-                            ],
-                            layout=column,
-                        ),
-                        widgets.VBox(
-                            [
-                                widgets.HTML("<b>Time and simulator</b>"),
-                                self.time,
-                                widgets.HBox([self.simulate, self.progress]),
-                            ]
-                        ),
-                    ]
+                column("Geology", self.geology, self.seed),
+                column("Rock parameters", self._param_column),
+                column(
+                    "Injection and wells",
+                    self.rate,
+                    self.rate_mass,
+                    self.injector_depth,
+                    self.producer_depth,
+                    self.wells_into_channel,
                 ),
-                self.status,
-            ]
+                column("Time and simulator", self.time, widgets.HBox([self.simulate, self.progress])),
+            ],
+            layout=widgets.Layout(flex_flow="row wrap"),
         )
 
     def _show_params(self) -> None:
-        self._geology_box.children = (self.geology, self.seed, self._param_boxes[self.geology.value])
+        self._param_column.children = (self._param_boxes[self.geology.value],)
 
     def scenario_widgets(self) -> list[widgets.Widget]:
         """Every widget whose value changes the scenario (not the time)."""

@@ -1,15 +1,21 @@
-"""The scenario explorer: ipywidgets controls, HoloViews views, the surrogate and the simulator.
+"""The scenario explorer: ipywidgets controls, Bokeh panels, the surrogate and the simulator.
 
 A control change is answered by the surrogate in the kernel thread (tens of ms at 64 x 64 on a
-CPU). "Simulate" runs the real simulator (``data_gen.physics.simulate``) for the same scenario in
-a background thread, so the kernel stays responsive; its progress bar follows the simulated time
-and, when it finishes, the views show simulated vs predicted saturation and their difference. A
+CPU) and shown by updating the panels' Bokeh data sources (``panels.py``). Before anyone runs
+the simulator, a banner says whether the scenario lies inside the surrogate's training
+distribution (``Surrogate.check_domain``) and, when it does not, why. "Simulate" runs the real
+simulator (``data_gen.physics.simulate``) for the same scenario in a background thread, so the
+kernel stays responsive; its progress bar follows the simulated time and, when it finishes, the
+panels show simulated vs predicted saturation, their difference and the simulator's curves. A
 simulation whose scenario has changed meanwhile is not shown.
+
+The scenario is a ``data_gen.scenarios.Scenario`` of a one-scenario space (the training space
+with the geology kind and parameters the controls set). Wells stay where the user put them when
+the geology changes; "complete wells in channel" moves them to the channel and says so.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import threading
@@ -17,41 +23,25 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import numpy as np
 
+from ccs_fno.co2_mass import format_mass_t, injected_mass_t, mass_rate_t_per_day, mt_per_year
+from ccs_fno.plume import relative_error
 from ccs_fno.widgets.controls import ExplorerControls, depth_to_row
-from ccs_fno.widgets.plume import relative_error
-from ccs_fno.widgets.views import ExplorerFrame, ExplorerViews
-from data_gen.geology import (
-    ChannelParams,
-    GeologyParams,
-    channel_boundaries,
-    default_params,
-    permeability,
-)
+from ccs_fno.widgets.explorer_views import ExplorerFrame, ExplorerViews
+from ccs_fno.widgets.panels import Banner
+from data_gen.geology import ChannelParams, channel_boundaries, default_params
 from data_gen.grid import Grid
 from data_gen.physics import simulate
-from data_gen.scenarios import ScenarioSpace
+from data_gen.scenarios import Scenario, ScenarioSpace
 
 if TYPE_CHECKING:
     from ccs_fno.surrogate import Surrogate
-
-
-@dataclass(frozen=True)
-class ExplorerScenario:
-    """One scenario of the explorer: geology, injection rate (m^3/day) and well cells (z, x)."""
-
-    geology: str
-    geology_params: GeologyParams
-    seed: int
-    rate_m3_per_day: float
-    injector_zx: tuple[int, int]
-    producer_zx: tuple[int, int]
 
 
 def _describe(grid: Grid) -> str:
@@ -98,9 +88,10 @@ class ScenarioExplorer:
     """Explore CO2-injection scenarios with a trained surrogate; check them with the simulator.
 
     ``surrogate`` must be trained on the grid and report times of ``space`` (the training store's
-    scenario space, which also gives the physics of the simulator, porosity and well columns).
-    Display it in a notebook (it is its own ``_ipython_display_``) or embed ``widget``. Built
-    most easily with ``ScenarioExplorer.from_run(run_dir)``.
+    scenario space, which also gives the physics of the simulator, porosity, CO2 density and
+    well columns). Display it in a notebook (it is its own ``_ipython_display_``) or embed
+    ``widget``. Built most easily with ``ScenarioExplorer.from_run(run_dir)`` or
+    ``ScenarioExplorer.from_surrogate(load_surrogate("default"))``.
     """
 
     def __init__(self, surrogate: Surrogate, space: ScenarioSpace) -> None:
@@ -114,36 +105,50 @@ class ScenarioExplorer:
         self.controls = ExplorerControls(
             grid, surrogate.times_days, space.geology, params, 0.5 * (low + high), (low, high), middle, middle
         )
-        # The simulator thread, the kernel's comm threads and Panel's browser messages all update
-        # the views: one at a time.
+        self.co2_density_kg_m3 = float(space.simulation.fluids.co2_density_kg_m3)
+        self.status = Banner(height_px=30)
+        self.trust = Banner(height_px=58)
+        # The simulator thread and the kernel's comm handlers both update the panels: one at a time.
         self._lock = threading.RLock()
         self._holding = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccs-fno-simulator")
         self.simulation: Future | None = None
+        self._running = False  # a simulation is under way (its result not shown yet)
         self._rock_cache: tuple[tuple, np.ndarray] | None = None
-        self._simulated: tuple[ExplorerScenario, np.ndarray] | None = None
-        self._plots: widgets.Output | None = None
-        self._place_wells_in_channel()
+        self._spaces: dict[tuple, ScenarioSpace] = {}
+        self._simulated: tuple[Scenario, np.ndarray] | None = None
+        self._widget: widgets.VBox | None = None
+        self.wells_into_channel(announce=False)
         self.scenario, self.permeability_md, self.predicted = self._predict()
-        self.views = ExplorerViews(grid, surrogate.times_days, surrogate.max_saturation, self._frame())
+        self.views = ExplorerViews(
+            grid, surrogate.times_days, surrogate.max_saturation, space.porosity, self.co2_density_kg_m3
+        )
+        self.views.show(self._frame())
         for control in self.controls.scenario_widgets():
             control.observe(self._on_scenario_change, "value")
         self.controls.time.observe(self._on_time_change, "value")
         self.controls.simulate.on_click(lambda _: self.simulate())
+        self.controls.wells_into_channel.on_click(lambda _: self.wells_into_channel())
         self._note = f"surrogate trained on {space.geology} geology, {_describe(grid)}"
         self._set_status(self._note)
+        self._show_units()
+        self._show_trust()
 
     @classmethod
     def from_run(
         cls, run_dir: str | os.PathLike | None, store: str | os.PathLike | None = None
     ) -> ScenarioExplorer:
-        """The explorer of the surrogate in ``run_dir`` (from ``ccs-fno train``).
+        """The explorer of the surrogate in ``run_dir`` (from ``ccs-fno train``; ``"default"``:
+        the surrogate shipped with the package).
 
         ``store`` defaults to the run's training store (named in its ``config.json``).
         """
         from ccs_fno.run_dir import CONFIG_FILE, MODEL_FILE
         from ccs_fno.surrogate import load_surrogate
         from data_gen.store import read_config
+
+        if str(run_dir) == "default" and store is None:
+            return cls.from_surrogate(load_surrogate("default"))
 
         if run_dir is None or str(run_dir).strip() == "":
             raise ValueError(
@@ -167,63 +172,70 @@ class ScenarioExplorer:
             )
         return cls(load_surrogate(run_dir), read_config(store).space)
 
+    @classmethod
+    def from_surrogate(cls, surrogate: Surrogate) -> ScenarioExplorer:
+        """The explorer of a surrogate that records its training distribution (e.g.
+        ``load_surrogate("default")``): the scenario space comes from ``surrogate.domain``."""
+        if surrogate.domain is None:
+            raise ValueError(
+                "this surrogate records no training distribution, so the explorer does not know its "
+                "scenario space: use ScenarioExplorer.from_run(run_dir, store) with its training store"
+            )
+        return cls(surrogate, surrogate.domain.space)
+
     # -- display -------------------------------------------------------------------------------
 
     @property
     def widget(self) -> widgets.VBox:
-        """The whole app: controls above the views."""
-        if self._plots is None:
-            import panel as pn
-            from IPython.display import display
+        """The whole app: controls, the status and trust banners, the panels."""
+        if self._widget is None:
+            self._widget = widgets.VBox(
+                [self.controls.box, self.status.widget, self.trust.widget, self.views.widget],
+                layout=widgets.Layout(width="100%"),
+            )
+        return self._widget
 
-            pane = pn.panel(self.views.layout)  # Panel keeps its CSS inline (offline)
-            if hasattr(pane, "_on_msg"):  # Panel's handler of browser messages (private API)
-                pane._on_msg = self._serialised(pane._on_msg)
-            self._plots = widgets.Output()
-            with self._plots:
-                display(pane)
-        return widgets.VBox([self.controls.box, self._plots])
-
-    def _serialised(self, handle_browser_message):
-        """Panel applies the browser's messages to the Bokeh document in a thread of the kernel's
-        comms, holding and unholding the document: run concurrently with an update on another
-        thread, that drops the update's events (plots were seen stuck on old data). Messages and
-        updates are serialised by the explorer's lock."""
-
-        def handle(*args):
-            with self._lock:
-                return handle_browser_message(*args)
-
-        return handle
+    def static_figure(self):
+        """The panels as they are now, as a matplotlib figure (for a notebook read offline)."""
+        return self.views.static_figure()
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from ccs_fno.widgets.static import show_figure
 
-        display(self.widget)
+        show_figure(self.widget, static=self.static_figure())
 
     # -- state ---------------------------------------------------------------------------------
 
-    def current_scenario(self) -> ExplorerScenario:
+    def _space_of(self, kind: str, params) -> ScenarioSpace:
+        """The one-scenario space of geology ``kind`` with ``params`` (nothing drawn)."""
+        key = (kind, params)
+        if key not in self._spaces:
+            self._spaces[key] = replace(
+                self.space, geology=kind, geology_params=params, geology_ranges={}, well_depth_range_m=None
+            )
+        return self._spaces[key]
+
+    def current_scenario(self) -> Scenario:
         """The scenario the controls describe (ValueError for an impossible geology)."""
         c, space = self.controls, self.space
         injector_row, producer_row = c.well_rows()
-        return ExplorerScenario(
-            geology=c.geology.value,
-            geology_params=c.geology_params(),
+        return Scenario(
+            space=self._space_of(c.geology.value, c.geology_params()),
+            index=0,
             seed=int(c.seed.value),
+            geology_params=c.geology_params(),
             rate_m3_per_day=float(c.rate.value),
             injector_zx=(injector_row, space.injector_column),
             producer_zx=(producer_row, space.producer_column),
         )
 
-    def _rock(self, scenario: ExplorerScenario) -> np.ndarray:
-        key = (scenario.geology, scenario.geology_params, scenario.seed)
+    def _rock(self, scenario: Scenario) -> np.ndarray:
+        key = (scenario.space.geology, scenario.geology_params, scenario.seed)
         if self._rock_cache is None or self._rock_cache[0] != key:
-            k = permeability(scenario.geology, self.space.grid, scenario.geology_params, scenario.seed)
-            self._rock_cache = (key, k)
+            self._rock_cache = (key, scenario.permeability_md())
         return self._rock_cache[1]
 
-    def _predict(self) -> tuple[ExplorerScenario, np.ndarray, np.ndarray]:
+    def _predict(self) -> tuple[Scenario, np.ndarray, np.ndarray]:
         scenario = self.current_scenario()
         k = self._rock(scenario)
         with _torch_threads(1):
@@ -233,20 +245,24 @@ class ScenarioExplorer:
                 injector_zx=scenario.injector_zx,
                 producer_zx=scenario.producer_zx,
                 porosity=self.space.porosity,
+                check_domain=False,  # the trust banner says it, once, in words
             ).values
         return scenario, k, predicted
 
     def _frame(self) -> ExplorerFrame:
-        simulated, note = None, "press Simulate"
-        if self._simulated is not None:
+        simulated, note = None, "no simulation yet: press Simulate"
+        if self._running:
+            note = "simulating in the background ..."
+        elif self._simulated is not None:
             if self._simulated[0] == self.scenario:
                 simulated = self._simulated[1]
             else:
-                note = "scenario changed, press Simulate"
+                note = "scenario changed since the simulation: press Simulate"
         return ExplorerFrame(
             self.permeability_md,
             self.scenario.injector_zx,
             self.scenario.producer_zx,
+            self.scenario.rate_m3_per_day,
             self.predicted,
             int(self.controls.time.value),
             simulated,
@@ -262,38 +278,49 @@ class ScenarioExplorer:
         finally:
             self._holding = False
 
-    def _place_wells_in_channel(self) -> None:
-        """Complete both wells at the channel's centre line, as the training data has them."""
+    def wells_into_channel(self, announce: bool = True) -> None:
+        """Complete both wells at the channel's centre line in their columns, as the training data
+        has them; the status line says where they moved (channel geology only)."""
         c = self.controls
         if c.geology.value != "channel":
+            if announce:
+                self._set_status("wells stay where they are: the geology is not a channel", error=True)
             return
         params, seed = c.geology_params(), int(c.seed.value)
         grid = self.space.grid
-        with self._hold():
-            for slider, column in (
-                (c.injector_depth, self.space.injector_column),
-                (c.producer_depth, self.space.producer_column),
-            ):
-                row = depth_to_row(grid, channel_centre_m(grid, params, seed, column))
-                slider.value = float(grid.z_m[row])
+        moves = []
+        with self._lock:
+            with self._hold():
+                for name, slider, column in (
+                    ("injector", c.injector_depth, self.space.injector_column),
+                    ("producer", c.producer_depth, self.space.producer_column),
+                ):
+                    row = depth_to_row(grid, channel_centre_m(grid, params, seed, column))
+                    before, slider.value = slider.value, float(grid.z_m[row])
+                    moves.append(f"{name} {before:.0f} → {slider.value:.0f} m")
+            if announce:
+                self._update_scenario()
+                self._set_status("wells completed at the channel centre: " + ", ".join(moves))
 
     # -- reactions -----------------------------------------------------------------------------
 
     def _on_scenario_change(self, change: dict) -> None:
-        c = self.controls
         with self._lock:  # widget messages may arrive on several kernel threads
             if self._holding:
                 return
-            try:
-                geology_widgets = [c.geology, c.seed, *c.params[c.geology.value].values()]
-                if change["owner"] in geology_widgets:
-                    self._place_wells_in_channel()
-                self.scenario, self.permeability_md, self.predicted = self._predict()
-            except (ValueError, TypeError) as err:
-                self._set_status(f"cannot build this scenario: {err}", error=True)
-                return
-            self.views.show(self._frame())
-            self._set_status(self._note)
+            if self._update_scenario():
+                self._set_status(self._note)
+
+    def _update_scenario(self) -> bool:
+        try:
+            self.scenario, self.permeability_md, self.predicted = self._predict()
+        except (ValueError, TypeError) as err:
+            self._set_status(f"cannot build this scenario: {err}", error=True)
+            return False
+        self.views.show(self._frame())
+        self._show_units()
+        self._show_trust()
+        return True
 
     def _on_time_change(self, change: dict) -> None:
         with self._lock:
@@ -303,12 +330,59 @@ class ScenarioExplorer:
     @property
     def status_text(self) -> str:
         """The status line as plain text (what the last action did, or why it failed)."""
-        return self._status_text
+        return self.status.text
+
+    @property
+    def trust_text(self) -> str:
+        """The trust banner as plain text: inside the training distribution, or why not."""
+        return self.trust.text
 
     def _set_status(self, text: str, error: bool = False) -> None:
-        self._status_text = text
-        colour = "#b00020" if error else "inherit"
-        self.controls.status.value = f'<span style="color: {colour}">{html.escape(text)}</span>'
+        self.status.show("error" if error else "info", text)
+
+    def _show_units(self) -> None:
+        """The rate as mass (t/day, Mt/year) and the CO2 injected by the end, under the rate slider."""
+        rate, density = self.scenario.rate_m3_per_day, self.co2_density_kg_m3
+        t_day = mass_rate_t_per_day(rate, density)
+        total = injected_mass_t(self.surrogate.times_days[-1:], rate, density)[0]
+        self.controls.rate_mass.value = (
+            f"<span title='reservoir volume rate x CO2 density {density:g} kg/m³'>= {t_day:.1f} t/day = "
+            f"{mt_per_year(t_day):.4f} Mt/yr CO2 at {density:g} kg/m³; {format_mass_t(total)} by "
+            f"{self.surrogate.times_days[-1]:g} d</span>"
+        )
+
+    def domain_report(self):
+        """``Surrogate.check_domain`` of the current scenario (None: the surrogate records none)."""
+        if self.surrogate.domain is None:
+            return None
+        s = self.scenario
+        return self.surrogate.check_domain(
+            self.permeability_md,
+            rate_m3_per_day=s.rate_m3_per_day,
+            injector_zx=s.injector_zx,
+            producer_zx=s.producer_zx,
+            porosity=self.space.porosity,
+        )
+
+    def _show_trust(self) -> None:
+        report = self.domain_report()
+        if report is None:
+            self.trust.show(
+                "warning",
+                "this surrogate records no training distribution: the explorer cannot tell whether a "
+                "scenario lies inside it; check with Simulate",
+            )
+        elif report.ok:
+            self.trust.show(
+                "info", "inside the surrogate's training distribution (geology, rate, wells, grid)"
+            )
+        else:
+            self.trust.show(
+                "warning",
+                list(report.reasons),
+                heading="Outside the surrogate's training distribution: its answer is not trustworthy "
+                "here (press Simulate to check).",
+            )
 
     def _show_errors(self) -> None:
         frame = self._frame()
@@ -326,53 +400,50 @@ class ScenarioExplorer:
     def simulate(self) -> Future:
         """Simulate the current scenario in a background thread; return its future.
 
-        The future's result is the simulated saturation ``(time, z, x)``; the views show it
+        The future's result is the simulated saturation ``(time, z, x)``; the panels show it
         before the future completes. While one simulation runs, its future is returned.
         """
         with self._lock:
             if self.simulation is not None and not self.simulation.done():
                 return self.simulation
             scenario = self.scenario
-            config = replace(
-                self.space.simulation,
-                rate_m3_per_day=scenario.rate_m3_per_day,
-                injector_zx=scenario.injector_zx,
-                producer_zx=scenario.producer_zx,
-            )
             c = self.controls
             c.simulate.disabled = True
             c.progress.value, c.progress.bar_style = 0.0, "info"
             self._set_status("simulating in the background; the controls stay live")
-            self.simulation = self._executor.submit(
-                self._run_simulator, scenario, self.permeability_md, config
-            )
+            self._running = True
+            self.simulation = self._executor.submit(self._run_simulator, scenario, self.permeability_md)
+            self.views.show(self._frame())
             return self.simulation
 
-    def _run_simulator(self, scenario: ExplorerScenario, permeability_md: np.ndarray, config) -> np.ndarray:
+    def _run_simulator(self, scenario: Scenario, permeability_md: np.ndarray) -> np.ndarray:
         c = self.controls
+        config = scenario.config
         end_days = config.report_times_days[-1]
         start = time.perf_counter()
         try:
             result = simulate(
                 permeability_md,
-                self.space.porosity,
+                scenario.porosity(),
                 config,
                 progress=lambda t: setattr(c.progress, "value", t / end_days if end_days else 1.0),
             )  # called as the data generator calls it: the same numbers as in the store
         except Exception as err:
             with self._lock:
                 c.simulate.disabled, c.progress.bar_style = False, "danger"
+                self._simulated, self._running = None, False
+                self.views.show(self._frame())
                 self._set_status(f"the simulator failed: {type(err).__name__}: {err}", error=True)
             raise
         with self._lock:
             c.simulate.disabled, c.progress.bar_style = False, "success"
-            self._simulated = (scenario, result.saturation)
+            self._simulated, self._running = (scenario, result.saturation), False
+            self.views.show(self._frame())
             if scenario != self.scenario:
                 self._set_status("the scenario changed while simulating: press Simulate again")
             else:
-                self.views.show(self._frame())
                 self._show_errors()
-                self._set_status(f"{self._status_text} (simulated in {time.perf_counter() - start:.1f} s)")
+                self._set_status(f"{self.status_text} (simulated in {time.perf_counter() - start:.1f} s)")
         return result.saturation
 
     def close(self) -> None:

@@ -46,6 +46,7 @@ from bokeh.models import (
     LinearColorMapper,
     LogColorMapper,
     LogTicker,
+    NumeralTickFormatter,
     PrintfTickFormatter,
     Range1d,
     Span,
@@ -277,7 +278,8 @@ class CurvePanel:
     """Named lines against a common x quantity, a legend of only the lines drawn, and an
     optional vertical marker (e.g. the current time).
 
-    ``lines`` maps names to styles (the legend label is the name). A line is drawn once
+    ``lines`` maps names to styles (the legend label is the name); ``y_format`` is a Bokeh
+    ``NumeralTickFormatter`` format of the y ticks (e.g. ``"0,0"``). A line is drawn once
     ``set_line`` gave it data and hidden again by ``clear_line``: hidden lines leave the legend.
     """
 
@@ -289,6 +291,7 @@ class CurvePanel:
         lines: Mapping[str, LineStyle],
         *,
         marker: bool = True,
+        y_format: str | None = None,
         size_px: tuple[int, int] = CURVE_SIZE_PX,
     ) -> None:
         if not lines:
@@ -316,7 +319,10 @@ class CurvePanel:
             self.items[name] = LegendItem(label=name, renderers=[renderer], visible=False)
         self.legend = Legend(items=list(self.items.values()), location="top_left", visible=False)
         self.figure.add_layout(self.legend)
-        self.figure.add_tools(HoverTool(tooltips=[(x_label, "@x{0.[00]}"), (y_label, "@y{0.[000]}")]))
+        if y_format is not None:  # a Numeral format, e.g. "0,0" for 120,000
+            self.figure.yaxis[0].formatter = NumeralTickFormatter(format=y_format)
+        y_tip = "@y{" + (y_format or "0.[000]") + "}"
+        self.figure.add_tools(HoverTool(tooltips=[(x_label, "@x{0.[00]}"), (y_label, y_tip)]))
         self.marker: Span | None = None
         if marker:
             self.marker = Span(dimension="height", line_color="grey", line_dash="dashed", line_width=1)
@@ -364,12 +370,16 @@ class CurvePanel:
 class Banner:
     """A message box above an app's plots: ``info``, ``warning`` or ``error`` with lines of
     plain text (HTML-escaped), or hidden when there is nothing to say. ``text`` is the plain
-    text shown ("" when hidden)."""
+    text shown ("" when hidden). With ``height_px`` the banner keeps that height (scrolling a
+    long message), so what lies below it never moves."""
 
-    def __init__(self) -> None:
+    def __init__(self, height_px: int | None = None) -> None:
         import ipywidgets as widgets
 
-        self.widget = widgets.HTML(value="", layout=widgets.Layout(width="100%"))
+        layout = widgets.Layout(width="100%")
+        if height_px is not None:  # a fixed height: a longer or shorter message moves nothing below
+            layout = widgets.Layout(width="100%", height=f"{height_px}px", overflow="auto")
+        self.widget = widgets.HTML(value="", layout=layout)
         self.level: str | None = None
         self.lines: tuple[str, ...] = ()
 
@@ -420,3 +430,86 @@ def bokeh_view(layout):
             "install the notebook extra, `pip install -e '.[notebook]'`"
         ) from None
     return BokehModel(layout)
+
+
+_MATPLOTLIB_PALETTES = {"Viridis256": "viridis", "Cividis256": "cividis", "RdBu11": "RdBu_r"}
+_MATPLOTLIB_DASHES = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
+
+
+def _draw_image(ax, panel: ImagePanel) -> None:
+    from matplotlib.colors import LogNorm, Normalize
+
+    f = panel.figure
+    width_m, depth_m = f.x_range.end, f.y_range.start
+    ax.set_xlim(0.0, width_m)
+    ax.set_ylim(depth_m, 0.0)  # depth down
+    ax.set_aspect("equal")
+    if panel.showing_placeholder:
+        ax.text(
+            width_m / 2, depth_m / 2, panel.message.text, ha="center", va="center", color="#555555", wrap=True
+        )
+    else:
+        norm_type = LogNorm if panel.scale.log else Normalize
+        norm = norm_type(vmin=panel.mapper.low, vmax=panel.mapper.high)
+        cmap = _MATPLOTLIB_PALETTES.get(panel.scale.palette, "viridis")
+        image = ax.imshow(
+            panel.source.data["image"][0],
+            extent=(0.0, width_m, depth_m, 0.0),
+            cmap=cmap,
+            norm=norm,
+            origin="upper",
+        )
+        bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+        bar.set_label(panel.scale.label)
+        if panel.scale.log:
+            from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+            bar.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            bar.ax.yaxis.set_major_formatter(ScalarFormatter())
+            bar.ax.yaxis.set_minor_formatter(NullFormatter())
+    if panel.wells_source is not None:
+        data = panel.wells_source.data
+        ax.scatter(data["x"], data["depth"], c=data["colour"], marker="^", s=60, edgecolors="white", zorder=3)
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("depth (m)")
+
+
+def _draw_curves(ax, panel: CurvePanel) -> None:
+    for name in panel.drawn():
+        glyph, data = panel.renderers[name].glyph, panel.sources[name].data
+        dash = _MATPLOTLIB_DASHES.get(glyph.line_dash if isinstance(glyph.line_dash, str) else "solid", "-")
+        ax.plot(
+            data["x"],
+            data["y"],
+            color=glyph.line_color,
+            linestyle=dash,
+            linewidth=glyph.line_width,
+            label=name,
+        )
+    if panel.marker is not None and panel.marker.visible:
+        ax.axvline(panel.marker.location, color="grey", linestyle="--", linewidth=1)
+    if panel.drawn():
+        ax.legend(loc="upper left", fontsize="small")
+    ax.set_xlabel(panel.figure.xaxis[0].axis_label)
+    ax.set_ylabel(panel.figure.yaxis[0].axis_label)
+    ax.grid(alpha=0.3)
+
+
+def static_figure(rows: Sequence[Sequence[ImagePanel | CurvePanel]]):
+    """The panels as they are now, drawn by matplotlib from the same data sources the browser
+    draws (a figure for ``ccs_fno.widgets.static.show_figure(..., static=)``: readable in a
+    notebook opened without a kernel or JavaScript)."""
+    from matplotlib.figure import Figure
+
+    n_cols = max(len(r) for r in rows)
+    figure = Figure(figsize=(4.2 * n_cols, 3.6 * len(rows)), layout="constrained")
+    grid = figure.add_gridspec(len(rows), n_cols)
+    for i, row in enumerate(rows):
+        for j, panel in enumerate(row):
+            ax = figure.add_subplot(grid[i, j])
+            ax.set_title(panel.figure.title.text, fontsize="medium")
+            if isinstance(panel, ImagePanel):
+                _draw_image(ax, panel)
+            else:
+                _draw_curves(ax, panel)
+    return figure

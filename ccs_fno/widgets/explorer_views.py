@@ -1,0 +1,183 @@
+"""The scenario explorer's plots, built from the widget foundations (``panels.py``).
+
+Top row: the rock (permeability, log mD) with the wells, the surrogate's CO2 saturation now,
+the simulator's, and their difference; bottom row: plume area in the section, plume horizontal
+extent and CO2 mass (injected, and stored according to surrogate and simulator) against time,
+with a marker at the current time. ``ExplorerViews.show(frame)`` updates only the panels whose
+part of the ``ExplorerFrame`` changed. Without a simulation for the shown scenario, the
+simulator and difference panels say so in words and the curves list no simulator line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ccs_fno.co2_mass import injected_mass_t, stored_mass_t
+from ccs_fno.plume import plume_area_m2, plume_extent_m, relative_error
+from ccs_fno.widgets.panels import (
+    CurvePanel,
+    ImagePanel,
+    LineStyle,
+    bokeh_view,
+    difference_scale,
+    panel_grid,
+    permeability_scale,
+    saturation_scale,
+    static_figure,
+)
+from data_gen.grid import Grid
+
+SURROGATE = LineStyle("#1f77b4")
+SIMULATOR = LineStyle("#d62728", "dashed")
+INJECTED = LineStyle("#555555", "dotted")
+TIME_LABEL = "time (d)"
+
+
+@dataclass(frozen=True)
+class ExplorerFrame:
+    """What the explorer shows: a scenario's rock, wells, rate and prediction at one report
+    time, and the simulator's saturation for the same scenario (``simulated``) once there is one.
+
+    ``predicted`` and ``simulated`` are ``(time, z, x)``; ``simulation_note`` says in words why
+    there is no simulation. Views compare arrays by identity: build a frame from new arrays
+    when the data change.
+    """
+
+    permeability_md: np.ndarray
+    injector_zx: tuple[int, int]
+    producer_zx: tuple[int, int]
+    rate_m3_per_day: float
+    predicted: np.ndarray
+    time_index: int
+    simulated: np.ndarray | None = None
+    simulation_note: str = "no simulation yet: press Simulate"
+
+
+def _changed(old: ExplorerFrame | None, new: ExplorerFrame, *names: str) -> bool:
+    if old is None:
+        return True
+    for name in names:
+        a, b = getattr(old, name), getattr(new, name)
+        if (a is not b) if isinstance(b, np.ndarray) or b is None else a != b:
+            return True
+    return False
+
+
+def _percent(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{100 * value:.1f} %"
+
+
+class ExplorerViews:
+    """The explorer's seven panels in two rows (``layout``), shown as one ipywidget (``widget``).
+
+    ``porosity`` and ``co2_density_kg_m3`` turn saturation into stored CO2 mass.
+    """
+
+    def __init__(
+        self,
+        grid: Grid,
+        times_days: np.ndarray,
+        max_saturation: float,
+        porosity: float,
+        co2_density_kg_m3: float,
+    ) -> None:
+        self.grid = grid
+        self.times_days = np.asarray(times_days, dtype=float)
+        self.porosity, self.density = float(porosity), float(co2_density_kg_m3)
+        saturation = saturation_scale(max_saturation)
+        self.rock = ImagePanel(grid, "permeability and wells", permeability_scale(), wells=True)
+        self.now = ImagePanel(grid, "surrogate", saturation, wells=True)
+        self.simulated = ImagePanel(grid, "simulator", saturation, wells=True)
+        self.difference = ImagePanel(grid, "difference", difference_scale("surrogate − simulator (-)"))
+        two = {"surrogate": SURROGATE, "simulator": SIMULATOR}
+        self.area = CurvePanel(
+            "plume area in the vertical section", TIME_LABEL, "area (m² of section)", two, y_format="0,0"
+        )
+        self.extent = CurvePanel("plume horizontal extent", TIME_LABEL, "extent (m)", two, y_format="0,0")
+        self.mass = CurvePanel(
+            "CO2 mass",
+            TIME_LABEL,
+            "CO2 mass (t)",
+            {"injected": INJECTED, "stored (surrogate)": SURROGATE, "stored (simulator)": SIMULATOR},
+            y_format="0,0",
+        )
+        self.curves = (self.area, self.extent, self.mass)
+        self.rows = [
+            [self.rock, self.now, self.simulated, self.difference],
+            [self.area, self.extent, self.mass],
+        ]
+        self.layout = panel_grid(self.rows)
+        self._widget = None
+        self._last: ExplorerFrame | None = None
+
+    def static_figure(self):
+        """The panels as they are now, drawn by matplotlib (see ``panels.static_figure``)."""
+        return static_figure(self.rows)
+
+    @property
+    def widget(self):
+        """The panels as one ipywidget (built once)."""
+        if self._widget is None:
+            self._widget = bokeh_view(self.layout)
+        return self._widget
+
+    def _t(self, frame: ExplorerFrame) -> float:
+        return float(self.times_days[frame.time_index])
+
+    def show(self, frame: ExplorerFrame) -> None:
+        """Display ``frame``, updating only the panels whose data changed."""
+        old, self._last = self._last, frame
+        wells = {"injector": frame.injector_zx, "producer": frame.producer_zx}
+        if _changed(old, frame, "permeability_md"):
+            self.rock.show(frame.permeability_md)
+        if _changed(old, frame, "injector_zx", "producer_zx"):
+            for panel in (self.rock, self.now, self.simulated):
+                panel.set_wells(wells)
+        t = self._t(frame)
+        if _changed(old, frame, "predicted", "time_index"):
+            self.now.show(frame.predicted[frame.time_index], f"surrogate: CO2 saturation at {t:g} d")
+        now_changed = _changed(old, frame, "predicted", "time_index")
+        if _changed(old, frame, "simulated", "simulation_note") or (
+            frame.simulated is not None and now_changed
+        ):
+            self._show_comparison(frame, t)
+        if _changed(old, frame, "predicted", "injector_zx"):
+            p, cell = frame.predicted, frame.injector_zx
+            self.area.set_line("surrogate", self.times_days, plume_area_m2(p, self.grid, cell))
+            self.extent.set_line("surrogate", self.times_days, plume_extent_m(p, self.grid, cell))
+        if _changed(old, frame, "predicted"):
+            stored = stored_mass_t(frame.predicted, self.porosity, self.grid, self.density)
+            self.mass.set_line("stored (surrogate)", self.times_days, stored)
+        if _changed(old, frame, "rate_m3_per_day"):
+            injected = injected_mass_t(self.times_days, frame.rate_m3_per_day, self.density)
+            self.mass.set_line("injected", self.times_days, injected)
+        if _changed(old, frame, "simulated", "injector_zx"):
+            self._show_simulated_curves(frame)
+        if _changed(old, frame, "time_index"):
+            for panel in self.curves:
+                panel.set_marker(t)
+
+    def _show_comparison(self, frame: ExplorerFrame, t: float) -> None:
+        if frame.simulated is None:
+            self.simulated.placeholder(frame.simulation_note, "simulator")
+            self.difference.placeholder(frame.simulation_note, "difference: surrogate − simulator")
+            return
+        now = frame.time_index
+        predicted, simulated = frame.predicted[now], frame.simulated[now]
+        self.simulated.show(simulated, f"simulator: CO2 saturation at {t:g} d")
+        error = _percent(relative_error(predicted, simulated))
+        self.difference.show(predicted - simulated, f"difference: rel. L2 error {error} at {t:g} d")
+
+    def _show_simulated_curves(self, frame: ExplorerFrame) -> None:
+        if frame.simulated is None:
+            self.area.clear_line("simulator")
+            self.extent.clear_line("simulator")
+            self.mass.clear_line("stored (simulator)")
+            return
+        s, cell = frame.simulated, frame.injector_zx
+        self.area.set_line("simulator", self.times_days, plume_area_m2(s, self.grid, cell))
+        self.extent.set_line("simulator", self.times_days, plume_extent_m(s, self.grid, cell))
+        stored = stored_mass_t(s, self.porosity, self.grid, self.density)
+        self.mass.set_line("stored (simulator)", self.times_days, stored)

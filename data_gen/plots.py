@@ -28,6 +28,32 @@ WELL_COLOURS = {"injector": "#d62728", "producer": "#1f77b4"}  # red injector, b
 WELL_MARKERS = {"injector": "v", "producer": "^"}  # injector points down into the rock
 
 
+def log_ticks(low: float, high: float, max_ticks: int = 7) -> list[tuple[float, str]]:
+    """Readable ticks for a log axis from ``low`` to ``high`` (both > 0): ``(value, label)`` pairs at
+    1, 2, 5 × 10^n; when the range holds fewer than two of those, at 1..9 × 10^n, then at 1.0, 1.1,
+    ..., 9.9 × 10^n; every decade when it holds more than ``max_ticks``; labelled in plain numbers
+    ("0.05", "20") so that values such as final losses can be read off."""
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low <= high):
+        raise ValueError(f"log ticks need 0 < low <= high, got low={low!r}, high={high!r}")
+    decades = np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
+
+    def at(subs) -> list[float]:
+        values = (float(f"{m * 10.0**e:.6g}") for e in decades for m in subs)
+        return [v for v in values if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)]
+
+    values = at((1, 2, 5))
+    if len(values) < 2:
+        values = at(range(1, 10))
+    if len(values) < 2:
+        values = at(np.arange(10, 100) / 10)  # 1.0, 1.1, ..., 9.9 x 10^n
+        values = values[:: max(1, -(-len(values) // max_ticks))]  # at most max_ticks of them
+    elif len(values) > max_ticks:
+        values = at((1,))
+    if len(values) < 2:  # a range narrower than one step of 1..9 x 10^n: its two ends
+        values = sorted({float(f"{low:.3g}"), float(f"{high:.3g}")})
+    return [(v, f"{v:g}") for v in values]
+
+
 def md_ticks(axis) -> None:
     """Label a log-scaled permeability axis (e.g. a colour bar's) in plain mD: 20, 50, 100, 200."""
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))

@@ -34,6 +34,8 @@ from typing import Any
 
 import holoviews as hv
 import matplotlib.figure
+import numpy as np
+from matplotlib.ticker import FixedLocator, NullFormatter
 
 SCREEN_DPI = 100  # PNG resolution in notebooks and saved files (dots per inch of a matplotlib figure)
 
@@ -54,6 +56,8 @@ _PLOT_OPTIONS = (
     "ylim",
     "xlabel",
     "ylabel",
+    "xticks",
+    "yticks",
     "clabel",
     "show_title",
 )
@@ -105,6 +109,8 @@ def _matplotlib_options(element: Any) -> dict[str, Any]:
     plot = hv.Store.lookup_options("bokeh", element, "plot").kwargs
     style = hv.Store.lookup_options("bokeh", element, "style").kwargs
     options = {k: plot[k] for k in _PLOT_OPTIONS if k in plot}
+    if plot.get("cticks") is not None:
+        options["cbar_ticks"] = plot["cticks"]
     for bokeh_name, mpl_name in _STYLE_OPTIONS.items():
         value = style.get(bokeh_name)
         if value is None or isinstance(value, hv.Cycle | hv.Palette):
@@ -117,7 +123,8 @@ def _matplotlib_options(element: Any) -> dict[str, Any]:
     width = plot.get("frame_width", plot.get("width"))
     height = plot.get("frame_height", plot.get("height"))
     if width and height and not isinstance(element, hv.Raster):  # images keep equal aspect
-        options["aspect"] = width / height
+        # HoloViews' matplotlib backend draws a log-y axis ln(10) times too wide (1.23): compensate
+        options["aspect"] = width / height / (np.log(10) if options.get("logy") else 1.0)
     return options
 
 
@@ -128,7 +135,8 @@ def _with_matplotlib_options(figure: Any) -> Any:
             "a DynamicMap has no static rendering of its own: pass show_figure/save_figure a "
             "`static=` matplotlib figure of what it shows now"
         )
-    figure = figure.map(lambda part: part.clone(), lambda part: True)  # leave the caller's alone
+    # a copy, to leave the caller's options alone (an Empty panel has nothing to copy)
+    figure = figure.map(lambda part: part.clone(), lambda part: not isinstance(part, hv.Empty))
     for part in figure.traverse(lambda part: part):
         options = _matplotlib_options(part)
         if isinstance(part, hv.Layout):
@@ -149,7 +157,12 @@ def to_matplotlib(figure: Any) -> matplotlib.figure.Figure:
             "matplotlib figure as `static=`"
         )
     renderer = hv.renderer("matplotlib")  # loads the backend; the current backend stays Bokeh
-    return renderer.get_plot(_with_matplotlib_options(figure)).state
+    fig = renderer.get_plot(_with_matplotlib_options(figure)).state
+    for ax in fig.axes:  # log axes (colour bars too) with given ticks: label those ticks only
+        for axis in (ax.xaxis, ax.yaxis):
+            if axis.get_scale() == "log" and isinstance(axis.get_major_locator(), FixedLocator):
+                axis.set_minor_formatter(NullFormatter())
+    return fig
 
 
 def figure_png(figure: Any, dpi: int = SCREEN_DPI) -> bytes:

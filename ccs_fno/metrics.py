@@ -18,3 +18,9 @@ def relative_h1_seminorm(pred: torch.Tensor, target: torch.Tensor) -> torch.Tens
         return torch.cat([u.diff(dim=-2).flatten(1), u.diff(dim=-1).flatten(1)], dim=1)
 
     return relative_l2(gradients(pred), gradients(target))
+
+
+def snr_db(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample signal-to-noise ratio in dB, ``-20 log10(||pred - target|| / ||target||)``
+    (the permeability SNR of surrogate-based inversion papers), shape [B]."""
+    return -20.0 * torch.log10(relative_l2(pred, target).clamp_min(1e-12))

@@ -12,14 +12,22 @@ TINY_RESOLUTION = 16
 TINY_TIMES_DAYS = tuple(float(t) for t in range(0, 1001, 100))
 
 
-def build_tiny_run(base: Path, resolution: int = TINY_RESOLUTION, n_samples: int = 8) -> Path:
+def build_tiny_run(
+    base: Path,
+    resolution: int = TINY_RESOLUTION,
+    n_samples: int = 8,
+    epochs: int = 1,
+    lr: float = 1e-3,
+    master_seed: int = 0,
+) -> Path:
     """Simulate ``n_samples`` channel scenarios (report times ``TINY_TIMES_DAYS``) into
-    ``base/store.zarr`` in this process (no cluster) and train a small FNO on them for one epoch
-    into ``base/run``; return the run dir."""
-    store = build_store(base / "store.zarr", n_samples, 0, TINY_TIMES_DAYS, resolution=resolution)
+    ``base/store.zarr`` in this process (no cluster) and train a small FNO on them for ``epochs``
+    (one: a model that runs; ~20 at lr 1e-2: one whose output follows the permeability) into
+    ``base/run``; return the run dir."""
+    store = build_store(base / "store.zarr", n_samples, master_seed, TINY_TIMES_DAYS, resolution=resolution)
     run_dir = base / "run"
     model = ModelConfig(width=8, modes=(4, 4), n_layers=2, projection_width=16)
-    Trainer.start(store, run_dir, TrainConfig(epochs=1, batch_size=4, device="cpu"), model).fit(
+    Trainer.start(store, run_dir, TrainConfig(epochs=epochs, batch_size=4, lr=lr, device="cpu"), model).fit(
         progress=False
     )
     return run_dir

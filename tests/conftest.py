@@ -15,3 +15,7 @@ def torch_one_thread():
     yield
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(False)  # set by deterministic training runs
+
+
+# The notebooks executed once per session (papermill), shared by the notebook and browser tests.
+from notebook_runs import generated, trained, work  # noqa: E402, F401

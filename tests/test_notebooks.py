@@ -4,85 +4,40 @@ builds the explorer on the full-precision run and checks it against the simulato
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from pathlib import Path
 
-import nbformat
 import numpy as np
-import papermill
-import pytest
+from matplotlib.image import imread
+from notebook_runs import N_SAMPLES, notebook_outputs, run_notebook
 
+from ccs_fno.widgets import external_resources
 from data_gen.store import open_dataset
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-N_SAMPLES = 8
+# The fixtures `work`, `generated` (notebook 01) and `trained` (notebook 02) are in notebook_runs.py,
+# executed once per session (conftest.py).
+_run, _outputs = run_notebook, notebook_outputs
 
 
-def _run(name: str, out_dir: Path, **parameters) -> nbformat.NotebookNode:
-    """Execute notebook ``name`` (cwd: notebooks/) with ``parameters``; return the executed copy."""
-    output = out_dir / name
-    papermill.execute_notebook(
-        NOTEBOOKS / name,
-        output,
-        parameters=parameters,
-        cwd=str(NOTEBOOKS),
-        progress_bar=False,
-        execution_timeout=300,
-    )
-    return nbformat.read(output, as_version=4)
-
-
-def _outputs(notebook: nbformat.NotebookNode) -> tuple[str, set[str]]:
-    """All stream text of the notebook, and the MIME types of its rich outputs."""
-    text, mimes = [], set()
+def _static_figures(notebook) -> list[np.ndarray]:
+    """The static PNG renderings (``show_figure``) among the notebook's outputs, decoded."""
+    images = []
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
-            text.append(output.get("text", ""))
-            mimes.update(output.get("data", {}))
-            text.append(output.get("data", {}).get("text/html", ""))
-    return "".join(text), mimes
+            if "ccs_fno" in output.get("metadata", {}) and "image/png" in output.get("data", {}):
+                images.append(imread(io.BytesIO(base64.b64decode(output["data"]["image/png"]))))
+    return images
 
 
-@pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("notebooks")
-
-
-@pytest.fixture(scope="module")
-def generated(work):
-    store = work / "store.zarr"
-    notebook = _run(
-        "01_generate_data.ipynb",
-        work,
-        store=str(store),
-        n_samples=N_SAMPLES,
-        resolution=16,
-        workers=1,
-        samples_per_chunk=4,
-        n_gallery=2,
-        figures_dir=str(work / "figures"),
-    )
-    return store, notebook
-
-
-@pytest.fixture(scope="module")
-def trained(work, generated):
-    store, _ = generated
-    notebook = _run(
-        "02_train_surrogate.ipynb",
-        work,
-        store=str(store),
-        run_dir=str(work / "runs"),
-        precisions=["full", "half"],
-        epochs=1,
-        batch_size=4,
-        width=4,
-        modes=4,
-        layers=1,
-        device="cpu",
-        figures_dir=str(work / "figures"),
-    )
-    return work / "runs", notebook
+def _assert_saved_offline(figures: Path, names: list[str]) -> None:
+    """Each saved figure: a self-contained HTML page and a non-blank PNG beside it."""
+    for name in names:
+        page = (figures / f"{name}.html").read_text()
+        assert "Bokeh" in page and external_resources(page) == [], name
+        image = imread(figures / f"{name}.png")
+        assert image[..., :3].std() > 0.02, f"{name}.png is blank"
 
 
 def test_generate_notebook_fills_the_store_and_shows_the_gallery(generated, work):
@@ -94,7 +49,10 @@ def test_generate_notebook_fills_the_store_and_shows_the_gallery(generated, work
     assert "dask dashboard: <a href=" in text
     assert f"{N_SAMPLES}/{N_SAMPLES} samples done" in text
     assert "application/vnd.holoviews_exec.v0+json" in mimes  # Bokeh plots (gallery, plume areas)
-    assert (work / "figures" / "01_gallery.html").stat().st_size > 0
+    # readable without JavaScript: a static picture of the gallery and of the plume areas
+    static = _static_figures(notebook)
+    assert len(static) == 2 and all(image[..., :3].std() > 0.02 for image in static)
+    _assert_saved_offline(work / "figures", ["01_gallery", "01_plume_areas"])
 
 
 def test_train_notebook_trains_both_precisions_and_compares_them(trained, work):
@@ -108,6 +66,14 @@ def test_train_notebook_trains_both_precisions_and_compares_them(trained, work):
     text, mimes = _outputs(notebook)
     assert "half vs full on sample" in text
     assert "application/vnd.holoviews_exec.v0+json" in mimes
+    # loss curves, error maps and the half - full map as static pictures too
+    static = _static_figures(notebook)
+    assert len(static) == 3 and all(image[..., :3].std() > 0.02 for image in static)
+    _assert_saved_offline(work / "figures", ["02_loss_curves", "02_error_maps", "02_half_vs_full"])
+    # the legend states each run's final loss, readable whatever the log axis shows
+    for name in ("full", "half"):
+        final = json.loads((runs / name / "metrics.jsonl").read_text().splitlines()[-1])["train_loss"]
+        assert f"{name}: final {final:.3g}" in (work / "figures" / "02_loss_curves.html").read_text()
 
 
 def test_explore_notebook_builds_the_explorer_and_runs_the_simulator(trained, work):

@@ -23,6 +23,7 @@ from ccs_fno.uq import (
     conformal_quantile,
     conformal_rank,
     coverage,
+    evaluate_calibration,
     field_rank,
     field_scores,
     min_calibration_samples,
@@ -128,8 +129,16 @@ def test_calibration_fit_bands_save_load_and_coverage(tmp_path):
     area_t = plume_area_m2(truth, grid, (4, 0))
     expected = np.sort(np.abs(area_p - area_t), axis=0)[conformal_rank(n, 0.1) - 1]
     np.testing.assert_allclose(cal.area_band(0.9).values, expected)
+    # sample-level band: shape from the samples at even positions, lambda from the odd ones
+    w = np.sort(err[0::2], axis=0)[conformal_rank(15, 0.1) - 1]
+    w = np.maximum(w, w.max() * 1e-3)
+    lam = np.sort(field_scores(err[1::2], 0.1, w))[field_rank(15, 0.2) - 1]
+    np.testing.assert_allclose(cal.field_band(0.9).values, lam * w, rtol=1e-6)
+    absolute = Calibration.fit(
+        pred, truth, grid, (4, 0), times, levels=(0.9,), delta=0.2, field_shape="absolute"
+    )
     lam = np.sort(field_scores(err, 0.1))[field_rank(n, 0.2) - 1]
-    assert cal.data["field_lambda"].sel(level=0.9).item() == pytest.approx(lam)
+    np.testing.assert_allclose(absolute.field_band(0.9).values, lam, rtol=1e-6)
     path = cal.save(tmp_path)
     assert path.name == "calibration.nc"
     again = Calibration.load(tmp_path)
@@ -139,6 +148,16 @@ def test_calibration_fit_bands_save_load_and_coverage(tmp_path):
     assert float(interval["lower"].min()) >= 0 and float(interval["upper"].max()) <= 0.8
     cov = coverage(pred[:5], truth[:5], cal.band(0.9).values)
     assert cov.shape == (5,) and np.all((0 <= cov) & (cov <= 1))
+    test_t = rng.uniform(0.0, 0.6, size=(12, 3, 8, 8)).astype(np.float32)
+    test_p = test_t + rng.normal(scale=0.05, size=test_t.shape).astype(np.float32)
+    table = evaluate_calibration(cal, test_p, test_t, grid, (4, 0))
+    for level in (0.8, 0.9):
+        row = table.sel(level=level)
+        inside = np.abs(test_p - test_t) <= cal.band(level).values
+        assert float(row["coverage"]) == pytest.approx(inside.mean())
+        assert float(row["coverage_low"]) <= float(row["coverage"]) <= float(row["coverage_high"])
+        frac = (np.abs(test_p - test_t) <= cal.field_band(level).values).reshape(12, -1).mean(axis=1)
+        assert float(row["field_coverage"]) == pytest.approx((frac >= level).mean())
     with pytest.raises(ValueError, match=r"level 0.95 was not calibrated; calibrated levels: \[0.8, 0.9\]"):
         cal.band(0.95)
 
@@ -154,7 +173,9 @@ def test_calibration_fit_bands_save_load_and_coverage(tmp_path):
             {"levels": (0.99,)},
             r"5 calibration sample\(s\) cannot give a 0.99 coverage band.*n >= ceil\(1/alpha\) - 1 = 99",
         ),
-        ({"delta": 0.1}, r"5 calibration sample\(s\).*n >= ceil\(1/alpha\) - 1 = 9"),
+        ({"delta": 0.1}, r"shape on 3 and lambda on 2 of the 5.*n >= ceil\(1/alpha\) - 1 = 9"),
+        ({"delta": 0.1, "field_shape": "absolute"}, r"5 calibration sample\(s\).*ceil\(1/alpha\) - 1 = 9"),
+        ({"field_shape": "cubic"}, r"field_shape must be one of \('pointwise', 'absolute'\), got 'cubic'"),
     ],
 )
 def test_calibration_refuses_bad_levels_and_too_few_samples(kwargs, match):
@@ -370,3 +391,38 @@ def test_training_data_keeps_a_calibration_split_through_restore(tiny):
     assert again.fingerprint() == data.fingerprint()
     plain = TrainingData.prepare(heldout, 0.1, 0.1, 0)
     assert "calibration" not in plain.split and "calibration" not in plain.fingerprint()["split_sha256"]
+
+
+def test_notebook_05_runs_headless_on_the_tiny_surrogate(tiny, tmp_path):
+    import nbformat
+    import papermill
+
+    _, run_dir, _ = tiny
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    output = tmp_path / "05.ipynb"
+    papermill.execute_notebook(
+        notebooks / "05_uncertainty.ipynb",
+        output,
+        parameters={
+            "run_dir": str(run_dir),
+            "heldout_path": str(tmp_path / "heldout.zarr"),
+            "n_heldout": 16,
+            "levels": [0.8],
+            "delta": 0.25,
+            "n_members": 8,
+            "batch_size": 4,
+            "out_dir": str(tmp_path / "uq"),
+        },
+        cwd=str(notebooks),
+        progress_bar=False,
+        execution_timeout=300,
+    )
+    text = "".join(
+        out.get("text", "") + out.get("data", {}).get("text/plain", "")
+        for cell in nbformat.read(output, as_version=4).cells
+        for out in cell.get("outputs", [])
+    )
+    assert "P10/P50/P90 plume area at the last time" in text
+    assert Calibration.load(tmp_path / "uq").n_calibration == 8
+    prior = xr.open_dataset(tmp_path / "uq" / "prior.nc", engine="scipy")
+    assert prior.sizes["member"] == 8 and "exceedance_probability_conservative" in prior

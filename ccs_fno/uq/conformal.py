@@ -47,6 +47,8 @@ from ccs_fno.plume import PLUME_THRESHOLD, plume_area_m2, plume_extent_m
 from data_gen.grid import Grid
 
 CALIBRATION_FILE = "calibration.nc"
+FIELD_SHAPES = ("pointwise", "absolute")
+SHAPE_FLOOR = 1e-3  # a pointwise shape is floored at this fraction of its maximum (no zero widths)
 _EPS = 1e-9  # round-off slack in ceil((n + 1)(1 - alpha))
 
 
@@ -175,7 +177,8 @@ class Calibration:
     * ``cell_band`` (level, time, z, x): pointwise band half-width (saturation, or scale units
       when ``attrs['scaled']``: multiply by the new sample's scale);
     * ``area_band_m2`` / ``extent_band_m`` (level, time): bands of plume area (m^2) and extent (m);
-    * ``field_lambda`` (level): the sample-level multiplier for (alpha = 1 - level, ``delta``);
+    * ``field_lambda`` (level) and ``field_shape`` (level, time, z, x): the sample-level band
+      ``lambda * w`` for (alpha = 1 - level, ``delta``) (``field_band``);
 
     attrs: ``n_calibration``, ``delta``, ``confidence`` (NaN: marginal), ``scaled``,
     ``plume_threshold``, ``source`` (JSON: store, samples, surrogate). Build with ``fit`` (arrays)
@@ -183,7 +186,8 @@ class Calibration:
     """
 
     def __init__(self, data: xr.Dataset) -> None:
-        missing = {"cell_band", "area_band_m2", "extent_band_m", "field_lambda"} - set(data.data_vars)
+        needed = {"cell_band", "area_band_m2", "extent_band_m", "field_lambda", "field_shape"}
+        missing = needed - set(data.data_vars)
         if missing:
             raise ValueError(
                 f"a calibration dataset needs variables {sorted(missing)} (have {list(data.data_vars)})"
@@ -216,8 +220,16 @@ class Calibration:
         scale: np.ndarray | None = None,
         plume_threshold: float = PLUME_THRESHOLD,
         source: dict[str, Any] | None = None,
+        field_shape: str = "pointwise",
     ) -> Calibration:
         """Fit on calibration predictions and simulator truths, both (n, T, Z, X) saturation.
+
+        ``field_shape`` is the shape ``w`` of the sample-level band ``lambda * w``: "pointwise"
+        (default) fits the pointwise band on the calibration samples at even positions and
+        ``lambda`` on those at odd positions (w must not depend on the samples that fit lambda),
+        so the band follows where the surrogate errs; "absolute" is w = 1 (all n fit lambda; on
+        fields mostly free of CO2 it is small and says little about the plume). With ``scale``
+        the shape is the per-sample scale.
 
         ``injector_zx``: one (z, x) cell or one per sample (plume metrics); ``scale``: an optional
         per-sample, per-cell positive scale (n, T, Z, X), e.g. a deep-ensemble spread, for
@@ -238,21 +250,44 @@ class Calibration:
             raise ValueError(f"times_days must have {nt} entries (one per report time), got {times.shape}")
         levels = _levels(levels)
         delta = check_probability("delta", delta)
+        if field_shape not in FIELD_SHAPES:
+            raise ValueError(f"field_shape must be one of {FIELD_SHAPES}, got {field_shape!r}")
+        shaped = field_shape == "pointwise" and scale is None
+        n_shape, n_lambda = ((n + 1) // 2, n // 2) if shaped else (n, n)
         for level in levels:
             conformal_rank(n, 1.0 - level)  # refuse too few samples before any work
-        k_field = field_rank(n, delta, confidence)
+        try:
+            if shaped:
+                for level in levels:
+                    conformal_rank(n_shape, 1.0 - level)
+            k_field = field_rank(n_lambda, delta, confidence)
+        except ValueError as err:
+            if not shaped:
+                raise
+            raise ValueError(
+                f"the pointwise-shaped sample-level band fits its shape on {n_shape} and lambda on "
+                f"{n_lambda} of the {n} calibration samples: {err}. Use about twice the samples it "
+                "names, or field_shape='absolute'"
+            ) from None
         errors = np.abs(pred - true)
         cell_scores = errors if scale is None else errors / _positive_scale(scale)
         cells = _per_sample_cells(injector_zx, n)
         area_p, extent_p = plume_curves(pred, grid, cells, plume_threshold)
         area_t, extent_t = plume_curves(true, grid, cells, plume_threshold)
-        cell_band, area_band, extent_band, lam = [], [], [], []
+        cell_band, area_band, extent_band, lam, shapes = [], [], [], [], []
         for level in levels:
             alpha = 1.0 - level
             cell_band.append(conformal_quantile(cell_scores, alpha))
             area_band.append(conformal_quantile(np.abs(area_p - area_t), alpha))
             extent_band.append(conformal_quantile(np.abs(extent_p - extent_t), alpha))
-            scores = field_scores(errors, alpha, 1.0 if scale is None else scale)
+            if shaped:
+                w = conformal_quantile(errors[0::2], alpha)
+                w = np.maximum(w, max(float(w.max()) * SHAPE_FLOOR, 1e-12))
+                scores = field_scores(errors[1::2], alpha, w)
+            else:
+                w = np.ones(errors.shape[1:], np.float32)
+                scores = field_scores(errors, alpha, 1.0 if scale is None else scale)
+            shapes.append(w)
             lam.append(np.partition(scores, k_field - 1)[k_field - 1])
         coords = {
             "level": ("level", levels, {"long_name": "nominal coverage 1 - alpha"}),
@@ -273,7 +308,12 @@ class Calibration:
                 "field_lambda": (
                     ("level",),
                     np.array(lam),
-                    {"long_name": "sample-level band multiplier for alpha = 1 - level", "units": unit},
+                    {"long_name": "sample-level band multiplier for alpha = 1 - level", "units": "1"},
+                ),
+                "field_shape": (
+                    ("level", "time", "z", "x"),
+                    np.stack(shapes).astype(np.float32),
+                    {"long_name": "shape w of the sample-level band lambda * w", "units": unit},
                 ),
             },
             coords=coords,
@@ -283,6 +323,7 @@ class Calibration:
                 "confidence": float("nan") if confidence is None else float(confidence),
                 "scaled": int(scale is not None),
                 "plume_threshold": float(plume_threshold),
+                "field_shape": field_shape if scale is None else "scale",
                 "grid": json.dumps(asdict(grid)),
                 "source": json.dumps(source or {}),
             },
@@ -301,6 +342,14 @@ class Calibration:
         """The pointwise band half-width at ``level``: (time, z, x), or (z, x) at ``time_days``
         (the nearest report time)."""
         band = self.data["cell_band"].sel(level=self._level(level))
+        return band if time_days is None else band.sel(time=time_days, method="nearest")
+
+    def field_band(self, level: float = 0.9, time_days: float | None = None) -> xr.DataArray:
+        """The sample-level band half-width ``lambda * w`` at ``level`` (time, z, x) or at
+        ``time_days``: with probability >= 1 - delta, >= ``level`` of a field's cells lie in it
+        (times the sample's scale for a scaled calibration)."""
+        level = self._level(level)
+        band = self.data["field_lambda"].sel(level=level) * self.data["field_shape"].sel(level=level)
         return band if time_days is None else band.sel(time=time_days, method="nearest")
 
     def area_band(self, level: float = 0.9) -> xr.DataArray:
@@ -471,3 +520,74 @@ def calibrate(
         plume_threshold=PLUME_THRESHOLD,
         source=source,
     )
+
+
+def evaluate_calibration(
+    calibration: Calibration,
+    prediction: np.ndarray,
+    truth: np.ndarray,
+    grid: Grid,
+    injector_zx: Any,
+    confidence: float = 0.95,
+) -> xr.Dataset:
+    """The calibration table: nominal vs empirical coverage on test samples (never calibrated
+    on), per level. Variables (level): ``coverage`` (pointwise, all cells of all test fields)
+    with a Clopper-Pearson interval ``coverage_low``/``coverage_high`` that counts each test
+    field as one trial (conservative: a field's cells are dependent), ``plume_cell_coverage``
+    (cells where truth or prediction exceeds the plume threshold; conditional, not guaranteed),
+    ``area_coverage`` (plume area within its band, at the last time, each field a trial, with
+    ``area_low``/``area_high``), ``field_coverage`` (fields with >= level of their cells within
+    the sample-level band; nominal >= 1 - delta), ``band_mean`` (mean half-width at the last
+    time over cells reached by any test plume)."""
+    pred = np.asarray(prediction, dtype=np.float32)
+    true = np.asarray(truth, dtype=np.float32)
+    if pred.shape != true.shape or pred.shape[1:] != calibration.data["cell_band"].shape[1:]:
+        raise ValueError(
+            f"prediction {pred.shape} and truth {true.shape} must both be (sample, time, z, x) with "
+            f"(time, z, x) = {calibration.data['cell_band'].shape[1:]} as calibrated"
+        )
+    if calibration.data.attrs.get("scaled"):
+        raise ValueError("evaluate a scaled calibration with its scales: not supported by this table")
+    n = pred.shape[0]
+    threshold = float(calibration.data.attrs["plume_threshold"])
+    err = np.abs(pred - true)
+    plume = (true > threshold) | (pred > threshold)
+    reached = plume[:, -1].any(axis=0)
+    area_p, _ = plume_curves(pred, grid, injector_zx, threshold)
+    area_t, _ = plume_curves(true, grid, injector_zx, threshold)
+    rows: dict[str, list[float]] = {k: [] for k in _TABLE}
+    for level in calibration.levels:
+        band = calibration.band(level).values
+        inside = err <= band
+        cov = float(inside.mean())
+        area_in = np.abs(area_p[:, -1] - area_t[:, -1]) <= float(calibration.area_band(level)[-1])
+        field_band = calibration.field_band(level).values
+        values = {
+            "coverage": cov,
+            "plume_cell_coverage": float(inside[plume].mean()) if plume.any() else float("nan"),
+            "area_coverage": float(area_in.mean()),
+            "field_coverage": float((coverage(pred, true, field_band) >= level).mean()),
+            "band_mean": float(band[-1][reached].mean()) if reached.any() else float("nan"),
+        }
+        values["coverage_low"], values["coverage_high"] = binomial_interval(round(cov * n), n, confidence)
+        values["area_low"], values["area_high"] = binomial_interval(int(area_in.sum()), n, confidence)
+        for key in _TABLE:
+            rows[key].append(values[key])
+    return xr.Dataset(
+        {key: ("level", np.array(vals)) for key, vals in rows.items()},
+        coords={"level": calibration.levels},
+        attrs={"n_test": n, "delta": float(calibration.data.attrs["delta"]), "confidence": confidence},
+    )
+
+
+_TABLE = (
+    "coverage",
+    "coverage_low",
+    "coverage_high",
+    "plume_cell_coverage",
+    "area_coverage",
+    "area_low",
+    "area_high",
+    "field_coverage",
+    "band_mean",
+)

@@ -30,7 +30,7 @@ lint: $(STAMP)
 test: $(STAMP) chromium lint
 	$(BIN)/pytest -q
 
-# The main job: the three notebooks headless (papermill), small defaults (~10 min on 2 cores).
+# The main job: the notebooks headless (papermill), small defaults (~10 min on 2 cores).
 PAPERMILL := $(BIN)/papermill --cwd notebooks --no-progress-bar
 DEMO_SAMPLES ?= 96
 DEMO_RESOLUTION ?= 32
@@ -43,6 +43,7 @@ demo: $(STAMP)
 	$(PAPERMILL) notebooks/02_train_surrogate.ipynb outputs/02_train_surrogate.ipynb \
 	  -p epochs $(DEMO_EPOCHS) -p device cpu
 	$(PAPERMILL) notebooks/03_explore_scenarios.ipynb outputs/03_explore_scenarios.ipynb -p simulate True
+	$(PAPERMILL) notebooks/04_invert_permeability.ipynb outputs/04_invert_permeability.ipynb
 	$(BIN)/python -m data_gen.plots outputs/data/channel.zarr outputs/figures/plumes.png
 	@echo
 	@echo "Executed notebooks in outputs/, figures in outputs/figures/. To explore interactively:"

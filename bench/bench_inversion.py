@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> None:
         iterations=args.iterations,
         restarts=args.restarts,
     )
-    test_error = surrogate.provenance.get("test_split_rel_l2", {}).get("rel_l2_mean", "not recorded")
+    test_error = (
+        surrogate.provenance.get("errors", {}).get("test_split_rel_l2", {}).get("rel_l2_mean", "not recorded")
+    )
     say(f"# surrogate: {args.surrogate} (test rel-L2 {test_error})")
     say(
         f"# prior: {prior.n_samples} fields of {prior.space.geology} geology, master seed {prior.master_seed}"

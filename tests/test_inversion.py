@@ -410,3 +410,27 @@ def _copy_as_nc(store, tmp_path):
 def _touch(path, text=""):
     path.write_text(text)
     return path
+
+
+def test_invert_notebook_runs_headless(tiny, tmp_path):
+    """Notebook 04 with papermill on the tiny run: a truth from its store, wells + snapshots,
+    a short inversion, simulator verification, the result exported and the figures saved."""
+    from notebook_runs import notebook_outputs, run_notebook
+
+    store, surrogate, _ = tiny
+    run_dir = store.parent / "run"
+    notebook = run_notebook(
+        "04_invert_permeability.ipynb", tmp_path, run_dir=str(run_dir), truth_store=str(store),
+        truth_index=1, iterations=20, prior_samples=30, n_modes=8, export=str(tmp_path / "result.nc"),
+        figures_dir=str(tmp_path / "figures"),
+    )  # fmt: skip
+    text, mimes = notebook_outputs(notebook)
+    assert "completed in" in text and "permeability SNR:" in text
+    assert "1000-day plume, simulator, inverted: relative L2 vs truth" in text
+    assert "application/vnd.holoviews_exec.v0+json" in mimes and "image/png" in mimes
+    result = xr.load_dataset(tmp_path / "result.nc")
+    assert result.attrs["schema"] == "ccs-fno-inversion" and result.sizes["iteration"] == 21
+    assert validate_observations(load_observations(tmp_path / "observations.nc"))
+    for name in ("04_permeability", "04_misfit_and_data", "04_forecast"):
+        assert (tmp_path / "figures" / f"{name}.html").is_file()
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000

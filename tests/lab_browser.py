@@ -1,9 +1,9 @@
 """A real JupyterLab server and a real headless Chromium (Playwright) for browser tests.
 
-Used by ``tests/test_browser.py`` and ``bench/screenshot_explorer.py``. Chromium is the system
-one (Debian package ``chromium``); Playwright's own browser downloads are never used. Everything
-runs offline: JupyterLab's news and update checks are switched off and the test records every
-request that leaves 127.0.0.1.
+Used by ``tests/test_browser.py``, ``bench/screenshot_explorer.py`` and ``bench/bench_explorer.py``.
+Chromium is the system one (Debian package ``chromium``); Playwright's own browser downloads are
+never used. Everything runs offline: JupyterLab's news and update checks are switched off and the
+test records every request that leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -151,6 +151,42 @@ RUN_ALL_JS = "() => window.jupyterapp.commands.execute('notebook:run-all-cells')
 
 def open_and_run_all(page, lab: Lab, notebook: str, timeout_s: float = 120.0) -> None:
     """Open ``notebook`` in JupyterLab, wait for its kernel, and run all its cells."""
+    open_notebook(page, lab, notebook, timeout_s)
+    page.evaluate(RUN_ALL_JS)
+
+
+# The state of every named Bokeh figure in the page (BokehJS models, as drawn): title, the texts
+# of visible labels (placeholders), whether the image is drawn, visible colour-bar titles, legend
+# items shown, the time marker, axis labels. Used by the browser tests and bench/bench_explorer.py.
+BOKEH_FIGURES_JS = """() => {
+  const out = {};
+  if (!window.Bokeh || !Bokeh.documents) return out;
+  const text = (v) => (v === null || v === undefined) ? null : (typeof v === 'string' ? v : v.value);
+  for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+    if (m.type !== 'Figure' || !m.name) continue;
+    const f = {title: m.title.text, labels: [], legend: [], colour_bars: [], marker: null, image: null};
+    for (const c of m.center) {
+      if (c.type === 'Label' && c.visible) f.labels.push(c.text);
+      if (c.type === 'Legend' && c.visible)
+        f.legend = c.items.filter((i) => i.visible).map((i) => text(i.label));
+      if (c.type === 'Span' && c.visible) f.marker = c.location;
+    }
+    for (const r of m.renderers) if (r.glyph && r.glyph.type === 'Image') f.image = r.visible;
+    for (const c of m.right) if (c.type === 'ColorBar' && c.visible) f.colour_bars.push(c.title);
+    f.xlabel = m.below.length ? m.below[0].axis_label : null;
+    f.ylabel = m.left.length ? m.left[0].axis_label : null;
+    out[m.name] = f;
+  }
+  return out;
+}"""
+
+
+def bokeh_figures(page) -> dict:
+    """``BOKEH_FIGURES_JS`` evaluated in ``page``: figure name -> its drawn state."""
+    return page.evaluate(BOKEH_FIGURES_JS)
+
+
+def open_notebook(page, lab: Lab, notebook: str, timeout_s: float = 120.0) -> None:
+    """Open ``notebook`` in JupyterLab and wait for its kernel (nothing run)."""
     page.goto(lab.notebook_url(notebook))
     page.wait_for_function(KERNEL_IDLE_JS, timeout=timeout_s * 1000)
-    page.evaluate(RUN_ALL_JS)

@@ -1,11 +1,22 @@
 """The scenario explorer in a real JupyterLab, driven by a real headless Chromium (Playwright).
 
-Opens ``notebooks/03_explore_scenarios.ipynb`` (parameters pointing at a tiny run trained here),
-runs all its cells, and checks in the browser that the widgets and the six Bokeh plots render,
-that moving the time slider changes a plot (its Bokeh model and its pixels), that "Simulate"
-shows the simulator's comparison, and that nothing was fetched from outside 127.0.0.1 (BokehJS
-and Panel's CSS inline). Chromium must be installed (`make browser-deps`): without it this test
-fails, it never skips. Screenshots go to ``outputs/test-artifacts/``.
+One JupyterLab server for the module; the notebook is ``notebooks/03_explore_scenarios.ipynb``
+with parameters pointing at a tiny run trained here. What a person sees is read from the page:
+BokehJS's own models (``lab_browser.BOKEH_FIGURES_JS``), the widgets' DOM and canvas pixels.
+
+- ``test_explorer_live``: the app renders in a 1600 x 1000 window with its comparison row in view
+  and plots that use the width; without a simulation the simulator and difference panels say so
+  in words (no image, no colour bar) and legends list only the lines drawn; units (t/day, Mt/yr,
+  mD colour bar, depth in m, m² of section); the training-distribution banner before Simulate
+  (gaussian geology; a seed whose channel misses the injector) without moving the plots; a new
+  seed does not move the wells; the time slider redraws; Simulate shows the comparison.
+- ``test_executed_notebook``: a notebook executed by papermill (``simulate=True``) opened in
+  JupyterLab shows the explorer's static rendering without re-running; "Run All" with
+  ``simulate=True`` then shows the simulator panels and curves consistent with the status line.
+
+No JavaScript errors, nothing fetched from outside 127.0.0.1. Chromium must be installed (`make
+browser-deps`): without it these tests fail, they never skip. Screenshots go to
+``outputs/test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -13,37 +24,29 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import papermill
 import pytest
-from lab_browser import chromium_page, jupyter_lab, open_and_run_all, require_chromium
+from lab_browser import (
+    bokeh_figures,
+    chromium_page,
+    jupyter_lab,
+    open_and_run_all,
+    open_notebook,
+    require_chromium,
+)
 from playwright.sync_api import expect
 from tiny_run import TINY_TIMES_DAYS, build_tiny_run
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = "03_explore_scenarios.ipynb"
-ARTIFACTS = ROOT / "outputs" / "test-artifacts"
-UI_TIMEOUT_MS = 120_000  # a cold kernel imports torch, HoloViews and Panel on a small machine
+from ccs_fno.widgets import ScenarioExplorer
+from data_gen.geology import channel_mask
 
-# The title of the first Bokeh plot whose title starts with the argument (BokehJS models).
-PLOT_TITLE_JS = """(start) => {
-  if (!window.Bokeh || !Bokeh.documents) return null;
-  for (const doc of Bokeh.documents) {
-    for (const model of doc.all_models) {
-      const title = model.title;
-      if (title && typeof title.text === 'string' && title.text.startsWith(start)) return title.text;
-    }
-  }
-  return null;
-}"""
-# The locations of the time markers (Bokeh Spans) on the plume curves.
-MARKERS_JS = """() => {
-  const out = [];
-  for (const doc of Bokeh.documents)
-    for (const model of doc.all_models)
-      if (model.type === 'Span' || (model.location !== undefined && model.dimension !== undefined))
-        out.push(model.location);
-  return out;
-}"""
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "03_explore_scenarios.ipynb"
+ARTIFACTS = ROOT / "outputs" / "test-artifacts"
+UI_TIMEOUT_MS = 120_000  # a cold kernel imports torch and Bokeh on a small machine
+WINDOW = (1600, 1000)
+NO_SIMULATION = "no simulation yet: press Simulate"
 
 
 @pytest.fixture(scope="module")
@@ -51,61 +54,195 @@ def run_dir(tmp_path_factory):
     return build_tiny_run(tmp_path_factory.mktemp("browser-run"))
 
 
-@pytest.mark.timeout(600)
-def test_explorer_renders_and_reacts_in_jupyterlab(run_dir, tmp_path):
+@pytest.fixture(scope="module")
+def lab(run_dir, tmp_path_factory):
     require_chromium()  # fails, with how to install it, when there is no browser
-    root = tmp_path / "lab"
-    root.mkdir()
-    papermill.execute_notebook(
-        ROOT / "notebooks" / NOTEBOOK,
-        root / NOTEBOOK,
+    root = tmp_path_factory.mktemp("lab")
+    papermill.execute_notebook(  # only inject the parameters: JupyterLab runs it
+        NOTEBOOK,
+        root / "live.ipynb",
         parameters={"run_dir": str(run_dir)},
-        prepare_only=True,  # only inject the parameters: JupyterLab runs it
+        prepare_only=True,
+        progress_bar=False,
+    )
+    papermill.execute_notebook(  # executed headless, as `make demo` does, then opened
+        NOTEBOOK,
+        root / "executed.ipynb",
+        parameters={"run_dir": str(run_dir), "simulate": True},
         progress_bar=False,
     )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page_errors: list[str] = []
-    with jupyter_lab(root, tmp_path / "state") as lab, chromium_page(lab, 1400, 1800) as page:
+    with jupyter_lab(root, tmp_path_factory.mktemp("state")) as server:
+        yield server
+    assert not server.external_requests, f"requests left the machine: {server.external_requests}"
+
+
+@pytest.fixture()
+def page(lab):
+    errors: list[str] = []
+    with chromium_page(lab, *WINDOW) as page:
         page.set_default_timeout(UI_TIMEOUT_MS)
-        page.on("pageerror", lambda error: page_errors.append(str(error)))
-        open_and_run_all(page, lab, NOTEBOOK, timeout_s=UI_TIMEOUT_MS / 1000)
-        app = page.locator(".jp-OutputArea-output", has=page.locator("button", has_text="Simulate"))
-        expect(app).to_have_count(1, timeout=UI_TIMEOUT_MS)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        yield page
+    assert not errors, f"JavaScript errors in the page: {errors}"
 
-        # the widgets: geology, seed, 3 channel sliders, rate, 2 depths, time, Simulate, progress
-        expect(app.locator(".widget-dropdown select")).to_have_count(1)
-        expect(app.locator(".widget-hslider")).to_have_count(7)
-        expect(app.locator(".widget-text", has_text="seed")).to_have_count(1)
-        expect(app.locator(".widget-hprogress")).to_have_count(1)
-        # the Bokeh plots: six figures, each drawn on a canvas
-        expect(app.locator(".bk-Canvas")).to_have_count(6, timeout=UI_TIMEOUT_MS)
-        predicted = app.locator(".bk-Canvas").nth(1)
-        expect(predicted).to_be_visible()
-        page.wait_for_function(PLOT_TITLE_JS, arg="surrogate: CO2 saturation at 1000 d")
-        page.wait_for_timeout(500)  # let the canvases paint
-        before = predicted.screenshot()
-        app.screenshot(path=ARTIFACTS / "explorer_before.png")
 
-        # move the time slider three steps back with the keyboard, as a user would
-        time_slider = app.locator(".widget-hslider", has=page.get_by_text("time", exact=True))
-        time_slider.locator(".noUi-handle").focus()
-        for _ in range(3):
-            page.keyboard.press("ArrowLeft")
-        t_days = TINY_TIMES_DAYS[-4]
-        expect(time_slider.locator(".widget-readout")).to_have_text(f"{t_days:g} d")
-        page.wait_for_function(PLOT_TITLE_JS, arg=f"surrogate: CO2 saturation at {t_days:g} d")
-        page.wait_for_timeout(500)
-        assert predicted.screenshot() != before, "the predicted-saturation plot did not change"
-        assert page.evaluate(MARKERS_JS) == [t_days, t_days]  # both curves mark the new time
+def _notebook(page):
+    """The notebook on show (JupyterLab may restore others, hidden, from its workspace)."""
+    return page.locator(".jp-NotebookPanel").filter(visible=True)
 
-        # Simulate: the comparison appears, the relative error is reported
-        app.locator("button", has_text="Simulate").click()
-        status = app.locator(".widget-html", has_text="relative L2 error")
-        expect(status).to_have_count(1, timeout=UI_TIMEOUT_MS)
-        assert re.search(r"relative L2 error \d+\.\d% over all times", status.inner_text())
-        page.wait_for_function(PLOT_TITLE_JS, arg=f"simulator: CO2 saturation at {t_days:g} d")
-        page.wait_for_timeout(500)
-        app.screenshot(path=ARTIFACTS / "explorer.png")
 
-    assert not page_errors, f"JavaScript errors in the page: {page_errors}"
-    assert not lab.external_requests, f"requests left the machine: {lab.external_requests}"
+def _app(page):
+    app = _notebook(page).locator(".jp-OutputArea-output", has=page.locator("button", has_text="Simulate"))
+    expect(app).to_have_count(1, timeout=UI_TIMEOUT_MS)
+    expect(app.locator(".bk-Canvas")).to_have_count(7, timeout=UI_TIMEOUT_MS)  # 4 fields, 3 curves
+    return app
+
+
+def _wait_for(page, predicate, what: str, timeout_s: float = 60.0):
+    """Poll the Bokeh figures until ``predicate(figures)`` holds; return them."""
+    for _ in range(int(timeout_s * 10)):
+        figures = bokeh_figures(page)
+        if figures and predicate(figures):
+            return figures
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the page never showed {what}; figures now: {bokeh_figures(page)}")
+
+
+def _outside_seed(run_dir) -> tuple[int, tuple[float, float]]:
+    """A channel seed whose channel misses the explorer's starting injector cell, and the
+    starting (injector, producer) depths in m."""
+    explorer = ScenarioExplorer.from_run(run_dir)
+    try:
+        c, cell = explorer.controls, explorer.scenario.injector_zx
+        grid, params = explorer.space.grid, c.geology_params()
+        seed = next(s for s in range(1, 100) if not channel_mask(grid, params, s)[cell])
+        return seed, (c.injector_depth.value, c.producer_depth.value)
+    finally:
+        explorer.close()
+
+
+@pytest.mark.timeout(600)
+def test_explorer_live(lab, page, run_dir):
+    seed, depths = _outside_seed(run_dir)
+    open_and_run_all(page, lab, "live.ipynb", timeout_s=UI_TIMEOUT_MS / 1000)
+    app = _app(page)
+    figures = _wait_for(
+        page, lambda f: f["surrogate"]["title"] == "surrogate: CO2 saturation at 1000 d", "it"
+    )
+    app.locator(".bk-Canvas").nth(0).scroll_into_view_if_needed()
+    page.wait_for_timeout(500)  # let the canvases paint
+    app.screenshot(path=ARTIFACTS / "explorer_before.png")
+
+    # no simulation: words in the simulator and difference panels, no image, no colour bar
+    for name in ("simulator", "difference"):
+        assert figures[name]["labels"] == [NO_SIMULATION] and figures[name]["image"] is False
+        assert figures[name]["colour_bars"] == []
+    # legends list only the lines drawn
+    assert figures["area"]["legend"] == ["surrogate"] and figures["extent"]["legend"] == ["surrogate"]
+    assert figures["mass"]["legend"] == ["injected", "stored (surrogate)"]
+    # units
+    assert figures["rock"]["colour_bars"] == ["permeability (mD)"]
+    assert figures["surrogate"]["colour_bars"] == ["CO2 saturation (-)"]
+    assert figures["rock"]["ylabel"] == "depth (m)" and figures["rock"]["xlabel"] == "x (m)"
+    assert figures["area"]["ylabel"] == "area (m² of section)"
+    assert figures["area"]["title"] == "plume area in the vertical section"
+    assert figures["mass"]["ylabel"] == "CO2 mass (t)"
+    expect(app.get_by_text(re.compile(r"= \d+\.\d t/day = \d\.\d{4} Mt/yr CO2"))).to_have_count(1)
+    banner = app.locator(".ccs-banner-info", has_text="inside the surrogate's training distribution")
+    expect(banner).to_have_count(1)
+
+    # the layout: the comparison row in a 1600 x 1000 window, the plots use the width
+    canvases = app.locator(".bk-Canvas")
+    top = app.bounding_box()["y"]
+    bottom = canvases.nth(6).bounding_box()
+    assert bottom["y"] + bottom["height"] - top < WINDOW[1] - 110, "the app is taller than the window"
+    box, right = app.bounding_box(), canvases.nth(3).bounding_box()  # the difference panel: last in its row
+    assert right["x"] + right["width"] > box["x"] + 0.93 * box["width"], "the plots leave the width unused"
+    row_y = canvases.nth(0).bounding_box()["y"]
+
+    # gaussian geology on a channel-trained model: the banner says so before anyone simulates,
+    # and the plots do not move down
+    app.locator(".widget-dropdown select").first.select_option("gaussian")
+    warning = app.locator(".ccs-banner-warning", has_text="Outside the surrogate's training distribution")
+    expect(warning).to_have_count(1)
+    expect(warning).to_contain_text("not channel geology")
+    assert canvases.nth(0).bounding_box()["y"] == row_y, "choosing another geology moved the plots"
+    assert bokeh_figures(page)["simulator"]["labels"] == [NO_SIMULATION]
+    app.locator(".widget-dropdown select").first.select_option("channel")
+    expect(banner).to_have_count(1)
+
+    # a new channel realisation does not move the wells; the banner says the injector is outside
+    seed_box = app.locator(".widget-text", has_text="seed").locator("input")
+    seed_box.fill(str(seed))
+    seed_box.press("Enter")
+    expect(warning).to_contain_text("injector")
+    readouts = [
+        app.locator(".widget-hslider", has_text=name).locator(".widget-readout").inner_text()
+        for name in ("inj. depth (m)", "prod. depth (m)")
+    ]
+    assert [float(r) for r in readouts] == list(depths), "the seed moved the wells"
+    # asked to, the app moves them into the channel and says where from and to
+    app.locator("button", has_text="wells into channel").click()
+    status = app.locator(".ccs-banner", has_text="wells completed at the channel centre")
+    expect(status).to_contain_text(re.compile(rf"injector {depths[0]:.0f} → \d+ m"))
+    expect(banner).to_have_count(1)
+
+    # the time slider, with the keyboard as a user would: the plot redraws (model and pixels)
+    predicted = canvases.nth(1)
+    before = predicted.screenshot()
+    time_slider = app.locator(".widget-hslider", has=page.get_by_text("time", exact=True))
+    time_slider.locator(".noUi-handle").focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowLeft")
+    t_days = TINY_TIMES_DAYS[-4]
+    expect(time_slider.locator(".widget-readout")).to_have_text(f"{t_days:g} d")
+    figures = _wait_for(
+        page, lambda f: f["surrogate"]["title"] == f"surrogate: CO2 saturation at {t_days:g} d", "t"
+    )
+    assert [figures[n]["marker"] for n in ("area", "extent", "mass")] == [t_days] * 3
+    page.wait_for_timeout(300)
+    assert predicted.screenshot() != before, "the predicted-saturation plot did not change"
+
+    # Simulate: the comparison replaces the placeholders; the legends gain the simulator
+    app.locator("button", has_text="Simulate").click()
+    expect(app.locator(".ccs-banner", has_text="relative L2 error")).to_have_count(1, timeout=UI_TIMEOUT_MS)
+    figures = _wait_for(page, lambda f: f["simulator"]["image"] is True, "the simulation")
+    assert figures["simulator"]["title"] == f"simulator: CO2 saturation at {t_days:g} d"
+    assert figures["simulator"]["labels"] == [] and figures["difference"]["labels"] == []
+    assert figures["difference"]["title"].startswith("difference: rel. L2 error")
+    assert figures["area"]["legend"] == ["surrogate", "simulator"]
+    assert figures["mass"]["legend"] == ["injected", "stored (surrogate)", "stored (simulator)"]
+    page.wait_for_timeout(300)
+    app.screenshot(path=ARTIFACTS / "explorer.png")
+
+
+@pytest.mark.timeout(600)
+def test_executed_notebook(lab, page):
+    # opened as papermill left it, kernel idle and nothing re-run: the static rendering is there
+    open_notebook(page, lab, "executed.ipynb", timeout_s=UI_TIMEOUT_MS / 1000)
+    cell = _notebook(page).locator(".jp-CodeCell", has_text="the app, and below it a static picture")
+    image = cell.locator(".jp-OutputArea-output img")
+    expect(image).to_have_count(1)
+    expect(image).to_be_visible()
+    assert image.evaluate("(img) => img.naturalWidth") > 800
+    assert "VBox(" not in cell.inner_text()  # no widget repr for a reader: a sentence instead
+    expect(cell).to_contain_text("scenario explorer: interactive when this notebook runs")
+    expect(page.get_by_text(re.compile(r"surrogate vs simulator: relative L2 error \d+\.\d%"))).to_have_count(
+        1
+    )
+    cell.screenshot(path=ARTIFACTS / "explorer_executed.png")
+
+    # "Run All" with simulate=True: the panels agree with the status line as soon as it is shown
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    app = _app(page)
+    status = app.locator(".ccs-banner", has_text="relative L2 error")
+    expect(status).to_have_count(1, timeout=UI_TIMEOUT_MS)
+    figures = _wait_for(page, lambda f: f["simulator"]["image"] is True, "the simulator panel")
+    last = f"{TINY_TIMES_DAYS[-1]:g} d"
+    assert figures["simulator"]["title"] == f"simulator: CO2 saturation at {last}"
+    assert figures["simulator"]["labels"] == [] and figures["difference"]["labels"] == []
+    assert figures["area"]["legend"] == ["surrogate", "simulator"]
+    assert figures["extent"]["legend"] == ["surrogate", "simulator"]
+    percent = re.search(r"(\d+\.\d)% over all times", status.inner_text()).group(1)
+    assert np.isfinite(float(percent))

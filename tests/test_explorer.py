@@ -175,7 +175,7 @@ def test_engineering_units_rate_as_mass_and_injected_vs_stored_mass(explorer):
     c.rate.value = 100.0
     density = explorer.space.simulation.fluids.co2_density_kg_m3
     assert density == 700.0
-    assert "= 70.0 t/day = 0.0256 Mt/yr CO2 at 700 kg/m³; 70 kt by 1000 d" in c.rate_mass.value
+    assert "= 70.0 t/day = 0.0256 Mt/yr CO2<br>at 700 kg/m³: 70 kt in 1000 d" in c.rate_mass.value
     times = np.asarray(TINY_TIMES_DAYS)
     mass = v.mass.sources
     np.testing.assert_allclose(mass["injected"].data["y"], injected_mass_t(times, 100.0, density))

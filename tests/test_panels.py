@@ -63,7 +63,7 @@ def test_permeability_panel_has_a_log_colour_bar_with_md_ticks_and_differences_a
     rock.show(k)
     assert isinstance(rock.mapper, LogColorMapper) and isinstance(rock.colour_bar.ticker, LogTicker)
     assert (rock.mapper.low, rock.mapper.high) == (20.0, 120.0)
-    assert rock.colour_bar.title == "permeability (mD)" and rock.colour_bar.formatter.format == "%g"
+    assert rock.colour_bar.title == "permeability (mD)" and rock.colour_bar.formatter.format == "0,0.[0]"
 
     difference = ImagePanel(GRID, "difference", difference_scale())
     d = np.zeros(GRID.shape)

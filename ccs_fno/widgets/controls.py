@@ -17,8 +17,8 @@ import numpy as np
 from data_gen.geology import GAUSSIAN_MODELS, GEOLOGY_KINDS, GeologyParams
 from data_gen.grid import Grid
 
-_STYLE = {"description_width": "100px"}
-_WIDTH = "290px"
+_STYLE = {"description_width": "96px"}
+_WIDTH = "265px"
 _COLUMN_HEIGHT = "215px"  # the tallest column: the gaussian parameters (6 rows)
 MAX_SEED = 2**31 - 1
 
@@ -113,9 +113,20 @@ class ExplorerControls:
         self.grid = grid
         self._base = dict(params)
         self.geology = widgets.Dropdown(
-            options=list(GEOLOGY_KINDS), value=geology, description="geology", style=_STYLE
+            options=list(GEOLOGY_KINDS),
+            value=geology,
+            description="geology",
+            style=_STYLE,
+            layout=widgets.Layout(width=_WIDTH),
         )
-        self.seed = widgets.BoundedIntText(value=0, min=0, max=MAX_SEED, description="seed", style=_STYLE)
+        self.seed = widgets.BoundedIntText(
+            value=0,
+            min=0,
+            max=MAX_SEED,
+            description="seed",
+            style=_STYLE,
+            layout=widgets.Layout(width=_WIDTH),
+        )
         self.params = {
             kind: {s.name: _slider(s, getattr(p, s.name)) for s in geology_sliders(kind, grid, p)}
             for kind, p in self._base.items()
@@ -125,6 +136,7 @@ class ExplorerControls:
                 options=list(GAUSSIAN_MODELS),
                 value=self._base["gaussian"].model,
                 description="covariance",
+                layout=widgets.Layout(width=_WIDTH),
                 style=_STYLE,
             )
         self._param_boxes = {kind: widgets.VBox(list(w.values())) for kind, w in self.params.items()}
@@ -155,16 +167,19 @@ class ExplorerControls:
             icon="play",
             button_style="primary",
             tooltip="run the simulator for this scenario in the background and compare",
+            layout=widgets.Layout(width="140px"),
         )
         self.progress = widgets.FloatProgress(
-            value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="150px", margin="8px 0 0 8px")
+            value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="100px", margin="8px 0 0 8px")
         )
         # what the rate means in mass (t/day, Mt/year): written by the explorer
-        self.rate_mass = widgets.HTML(value="", layout=widgets.Layout(width=_WIDTH, margin="0 0 0 104px"))
+        self.rate_mass = widgets.HTML(
+            value="", layout=widgets.Layout(width=_WIDTH, margin="0 0 0 8px", overflow="hidden")
+        )
         self.wells_into_channel = widgets.Button(
-            description="complete wells in channel",
+            description="wells into channel",
             icon="arrows-v",
-            layout=widgets.Layout(width="220px", margin="2px 0 0 104px"),
+            layout=widgets.Layout(width="170px", margin="2px 0 0 100px"),
             tooltip="move both wells to the channel's centre line in their columns (as in training)",
         )
         self._param_column = widgets.VBox([])
@@ -172,7 +187,7 @@ class ExplorerControls:
         self._show_params()
 
         def column(title: str, *children: widgets.Widget) -> widgets.VBox:
-            layout = widgets.Layout(padding="0 10px 0 0", height=_COLUMN_HEIGHT, overflow="hidden")
+            layout = widgets.Layout(padding="0 8px 0 0", height=_COLUMN_HEIGHT, overflow="hidden")
             return widgets.VBox([widgets.HTML(f"<b>{title}</b>"), *children], layout=layout)
 
         self.box = widgets.HBox(

@@ -11,7 +11,7 @@ simulation whose scenario has changed meanwhile is not shown.
 
 The scenario is a ``data_gen.scenarios.Scenario`` of a one-scenario space (the training space
 with the geology kind and parameters the controls set). Wells stay where the user put them when
-the geology changes; "complete wells in channel" moves them to the channel and says so.
+the geology changes; "wells into channel" moves them to the channel and says so.
 """
 
 from __future__ import annotations
@@ -82,6 +82,24 @@ def channel_centre_m(grid: Grid, params: ChannelParams, seed: int, column: int) 
     """Depth (m) of the channel's centre line at ``column``."""
     top, bottom = channel_boundaries(grid, params, seed)
     return float(0.5 * (top[column] + bottom[column]))
+
+
+OFFLINE_TEXT = (
+    "[scenario explorer: interactive when this notebook runs; the picture below shows it as it was saved]"
+)
+
+
+class _Saved:
+    """Display ``widget``, with ``text`` instead of its ``VBox(children=...)`` repr as the plain-text
+    form that a notebook opened without its kernel shows (IPython's ``_repr_mimebundle_`` protocol)."""
+
+    def __init__(self, widget: widgets.Widget, text: str) -> None:
+        self.widget, self.text = widget, text
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = self.text
+        return bundle
 
 
 class ScenarioExplorer:
@@ -202,7 +220,7 @@ class ScenarioExplorer:
     def _ipython_display_(self) -> None:
         from ccs_fno.widgets.static import show_figure
 
-        show_figure(self.widget, static=self.static_figure())
+        show_figure(_Saved(self.widget, OFFLINE_TEXT), static=self.static_figure())
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -346,8 +364,8 @@ class ScenarioExplorer:
         t_day = mass_rate_t_per_day(rate, density)
         total = injected_mass_t(self.surrogate.times_days[-1:], rate, density)[0]
         self.controls.rate_mass.value = (
-            f"<span title='reservoir volume rate x CO2 density {density:g} kg/m³'>= {t_day:.1f} t/day = "
-            f"{mt_per_year(t_day):.4f} Mt/yr CO2 at {density:g} kg/m³; {format_mass_t(total)} by "
+            f"<span title='reservoir volume rate x CO2 density'>= {t_day:.1f} t/day = "
+            f"{mt_per_year(t_day):.4f} Mt/yr CO2<br>at {density:g} kg/m³: {format_mass_t(total)} in "
             f"{self.surrogate.times_days[-1]:g} d</span>"
         )
 

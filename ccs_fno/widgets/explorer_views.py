@@ -87,21 +87,31 @@ class ExplorerViews:
         self.times_days = np.asarray(times_days, dtype=float)
         self.porosity, self.density = float(porosity), float(co2_density_kg_m3)
         saturation = saturation_scale(max_saturation)
-        self.rock = ImagePanel(grid, "permeability and wells", permeability_scale(), wells=True)
-        self.now = ImagePanel(grid, "surrogate", saturation, wells=True)
-        self.simulated = ImagePanel(grid, "simulator", saturation, wells=True)
-        self.difference = ImagePanel(grid, "difference", difference_scale("surrogate − simulator (-)"))
+        self.rock = ImagePanel(grid, "permeability and wells", permeability_scale(), wells=True, name="rock")
+        self.now = ImagePanel(grid, "surrogate", saturation, wells=True, name="surrogate")
+        self.simulated = ImagePanel(grid, "simulator", saturation, wells=True, name="simulator")
+        self.difference = ImagePanel(
+            grid, "difference", difference_scale("surrogate − simulator (-)"), name="difference"
+        )
         two = {"surrogate": SURROGATE, "simulator": SIMULATOR}
         self.area = CurvePanel(
-            "plume area in the vertical section", TIME_LABEL, "area (m² of section)", two, y_format="0,0"
+            "plume area in the vertical section",
+            TIME_LABEL,
+            "area (m² of section)",
+            two,
+            y_format="0,0",
+            name="area",
         )
-        self.extent = CurvePanel("plume horizontal extent", TIME_LABEL, "extent (m)", two, y_format="0,0")
+        self.extent = CurvePanel(
+            "plume horizontal extent", TIME_LABEL, "extent (m)", two, y_format="0,0", name="extent"
+        )
         self.mass = CurvePanel(
             "CO2 mass",
             TIME_LABEL,
             "CO2 mass (t)",
             {"injected": INJECTED, "stored (surrogate)": SURROGATE, "stored (simulator)": SIMULATOR},
             y_format="0,0",
+            name="mass",
         )
         self.curves = (self.area, self.extent, self.mass)
         self.rows = [

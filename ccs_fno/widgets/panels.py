@@ -47,7 +47,6 @@ from bokeh.models import (
     LogColorMapper,
     LogTicker,
     NumeralTickFormatter,
-    PrintfTickFormatter,
     Range1d,
     Span,
 )
@@ -57,7 +56,7 @@ from data_gen.grid import Grid
 
 WELL_COLOURS = {"injector": "#d62728", "producer": "#1f77b4"}
 IMAGE_SIZE_PX = (300, 270)  # width (with colour bar), height of an image panel at its nominal size
-CURVE_SIZE_PX = (300, 230)
+CURVE_SIZE_PX = (300, 200)
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 LEVEL_COLOURS = {  # background, text
     "info": ("#e8f1fb", "#1f4e79"),
@@ -129,8 +128,7 @@ def _palette(name: str) -> Sequence[str]:
 
     if not hasattr(palettes, name):
         raise ValueError(f"unknown Bokeh palette {name!r}; use a name from bokeh.palettes, e.g. 'Viridis256'")
-    palette = getattr(palettes, name)
-    return palette[::-1] if name.startswith("RdBu") else palette  # RdBu: red for positive
+    return getattr(palettes, name)  # Bokeh's RdBu runs blue (low) to red (high)
 
 
 def _check_field(field: np.ndarray, grid: Grid) -> np.ndarray:
@@ -147,7 +145,8 @@ class ImagePanel:
 
     ``show(field)`` draws a field; ``placeholder(text)`` hides the image and its colour bar and
     writes ``text`` in the middle of the panel instead (nothing to show yet). With
-    ``wells=True`` the panel also draws well markers (``set_wells``). ``figure`` is the Bokeh
+    ``wells=True`` the panel also draws well markers (``set_wells``). ``name`` names the Bokeh
+    figure (found by it in the browser: tests, benchmarks). ``figure`` is the Bokeh
     figure, ``source`` the image's data source.
     """
 
@@ -158,12 +157,14 @@ class ImagePanel:
         scale: ColourScale,
         *,
         wells: bool = False,
+        name: str | None = None,
         size_px: tuple[int, int] = IMAGE_SIZE_PX,
     ) -> None:
         self.grid, self.scale = grid, scale
         width_m, depth_m = grid.nx * grid.dx_m, grid.nz * grid.dz_m
         self.figure = figure(
             title=title,
+            name=name,
             width=size_px[0],
             height=size_px[1],
             x_range=Range1d(0.0, width_m, bounds=(0.0, width_m)),
@@ -186,7 +187,7 @@ class ImagePanel:
         self.colour_bar = ColorBar(
             color_mapper=self.mapper,
             ticker=ticker,
-            formatter=PrintfTickFormatter(format="%g"),
+            formatter=NumeralTickFormatter(format="0,0.[0]" if scale.log else "0.[00]"),
             title=scale.label,
             title_standoff=4,
             width=10,
@@ -292,12 +293,14 @@ class CurvePanel:
         *,
         marker: bool = True,
         y_format: str | None = None,
+        name: str | None = None,
         size_px: tuple[int, int] = CURVE_SIZE_PX,
     ) -> None:
         if not lines:
             raise ValueError("a curve panel needs at least one line: pass lines={'name': LineStyle(...)}")
         self.figure = figure(
             title=title,
+            name=name,
             width=size_px[0],
             height=size_px[1],
             x_axis_label=x_label,
@@ -434,6 +437,12 @@ def bokeh_view(layout):
 
 _MATPLOTLIB_PALETTES = {"Viridis256": "viridis", "Cividis256": "cividis", "RdBu11": "RdBu_r"}
 _MATPLOTLIB_DASHES = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
+_BOKEH_DASHES = {
+    (): "solid",
+    (6,): "dashed",
+    (2, 4): "dotted",
+    (6, 4, 2, 4): "dashdot",
+}  # as Bokeh stores them
 
 
 def _draw_image(ax, panel: ImagePanel) -> None:
@@ -477,7 +486,9 @@ def _draw_image(ax, panel: ImagePanel) -> None:
 def _draw_curves(ax, panel: CurvePanel) -> None:
     for name in panel.drawn():
         glyph, data = panel.renderers[name].glyph, panel.sources[name].data
-        dash = _MATPLOTLIB_DASHES.get(glyph.line_dash if isinstance(glyph.line_dash, str) else "solid", "-")
+        pattern = glyph.line_dash
+        name_ = pattern if isinstance(pattern, str) else _BOKEH_DASHES.get(tuple(pattern), "dashed")
+        dash = _MATPLOTLIB_DASHES.get(name_, "--")
         ax.plot(
             data["x"],
             data["y"],

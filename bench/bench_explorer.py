@@ -1,140 +1,241 @@
-"""Latency of the scenario explorer: from a control change to the plot update ready for the browser.
+"""End-to-end latency of the scenario explorer in the browser: control change -> canvas redrawn.
 
-    .venv/bin/python bench/bench_explorer.py                   # builds a 64 x 64 run first (~1 min)
-    .venv/bin/python bench/bench_explorer.py --run-dir outputs/runs/full --repeats 30
+    .venv/bin/python bench/bench_explorer.py --run-dir default --repeats 8
+    .venv/bin/python bench/bench_explorer.py --run-dir /work/bench_data/acc_run --repeats 8
 
-Each sample sets one control (as a browser message would) and stops the clock once the Bokeh patch
-message for the browser is built (Panel's ``diff`` of the held document); it then checks that the
-predicted-saturation image holds the new prediction. Printed: median and 90th percentile per
-control, also while "Simulate" runs the simulator in the background thread, and the simulator's
-own run time. Without ``--run-dir`` a 64 x 64 run is built: a few simulated scenarios and one
-training epoch of the default FNO (latency does not depend on how well the model is trained).
+Opens ``notebooks/03_explore_scenarios.ipynb`` in a real JupyterLab in a real headless Chromium
+(the harness of the tests, ``tests/lab_browser.py``), runs it, then changes every control as a
+user would (keyboard on sliders, typing the seed, choosing from drop-downs, clicking). In the
+page, the time of the input event is taken when it reaches the document (``performance.now()``,
+capture phase), every Bokeh document change is recorded (BokehJS ``Document.on_change``), and
+after each change ``requestAnimationFrame`` + ``setTimeout(0)`` marks the end of the frame that
+paints it. Latency = input event -> end of the frame that painted the last change of the update
+(no further change for 0.5 s). Printed: median and max per control.
+
+Scrubbing: the time slider's handle gets ``--scrub-keys`` arrow presses ``--scrub-interval-ms``
+apart (key repeat); printed are the frames drawn, the largest lag (slider steps between the time
+drawn and the time asked for when a frame is painted), the stale frames drawn after the last key
+press before the final one, and the time from the last key press to the final frame.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import holoviews as hv
-import numpy as np
-from bokeh.document import Document
-from bokeh.models import GlyphRenderer, Plot
-from bokeh.models import Image as BokehImage
-from panel.io.model import diff
+import papermill
 
-from ccs_fno.train import ModelConfig, TrainConfig, Trainer
-from ccs_fno.widgets import ScenarioExplorer
-from data_gen.pipeline import run_chunk
-from data_gen.scenarios import default_space
-from data_gen.store import StoreConfig, create_store
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
 
+from lab_browser import chromium_page, jupyter_lab, open_and_run_all  # noqa: E402
 
-def build_run(base: Path, resolution: int, n_samples: int) -> Path:
-    space = default_space("channel", resolution)
-    config = StoreConfig(space, master_seed=0, n_samples=n_samples, samples_per_chunk=n_samples)
-    store = base / "store.zarr"
-    create_store(store, space, 0, n_samples, n_samples)
-    run_chunk(str(store), config, 0)
-    run_dir = base / "run"
-    train = TrainConfig(epochs=1, batch_size=2, val_fraction=0.25, test_fraction=0.0, device="cpu")
-    Trainer.start(store, run_dir, train, ModelConfig()).fit(progress=False)
-    return run_dir
+NOTEBOOK = ROOT / "notebooks" / "03_explore_scenarios.ipynb"
+TIMEOUT_MS = 240_000
+QUIET_MS = 500  # an update is over when no Bokeh change came for this long
 
-
-class Probe:
-    """The explorer's layout rendered to Bokeh in a held document, as in a notebook."""
-
-    def __init__(self, explorer: ScenarioExplorer) -> None:
-        self.explorer = explorer
-        self.plot = hv.renderer("bokeh").get_plot(explorer.views.layout)
-        self.doc = Document()
-        self.doc.add_root(self.plot.state)
-        self.doc.hold()
-        diff(self.doc)  # drop the initial events
-
-    def predicted_image(self) -> np.ndarray:
-        (figure,) = [
-            f for f in self.plot.state.select({"type": Plot}) if f.title.text.startswith("surrogate: CO2")
-        ]
-        (renderer,) = [
-            r for r in figure.renderers if isinstance(r, GlyphRenderer) and isinstance(r.glyph, BokehImage)
-        ]
-        return np.asarray(renderer.data_source.data["image"][0])
-
-    def time(self, change: Callable[[], None]) -> float:
-        """Seconds from ``change()`` to the browser patch message; checks the image it carries."""
-        start = time.perf_counter()
-        change()
-        message = diff(self.doc)
-        elapsed = time.perf_counter() - start
-        if message is None:
-            raise RuntimeError("the control change produced no plot update")
-        e = self.explorer
-        np.testing.assert_array_equal(self.predicted_image(), e.predicted[e.controls.time.value])
-        return elapsed
+PROBE_JS = """() => {
+  const p = window.__probe = {input: null, changes: [], painted: null, frames: []};
+  const mark = (e) => { if (p.input === null) p.input = performance.now(); };
+  for (const type of ['keydown', 'change', 'click', 'input'])
+    document.addEventListener(type, mark, true);
+  const surrogateTitle = () => {
+    for (const doc of Bokeh.documents) for (const m of doc.all_models)
+      if (m.type === 'Figure' && m.name === 'surrogate') return m.title.text;
+    return null;
+  };
+  for (const doc of Bokeh.documents) doc.on_change(() => {
+    const t = performance.now();
+    p.changes.push(t);
+    const title = surrogateTitle();
+    requestAnimationFrame(() => setTimeout(() => {
+      const now = performance.now();
+      p.painted = now;
+      if (p.frames.length === 0 || p.frames[p.frames.length - 1].title !== title)
+        p.frames.push({title: title, painted: now});
+    }, 0));
+  });
+  return Bokeh.documents.length;
+}"""
+RESET_JS = (
+    "() => { const p = window.__probe; p.input = null; p.changes = []; p.painted = null; p.frames = []; }"
+)
+STATE_JS = "() => ({input: __probe.input, changes: __probe.changes.length, last: __probe.changes.at(-1) ?? null, painted: __probe.painted, now: performance.now(), frames: __probe.frames})"  # noqa: E501
 
 
-def controls(explorer: ScenarioExplorer) -> dict[str, Callable[[int], None]]:
-    """Setters of four controls; sample i sets a value different from sample i - 1's."""
-    c = explorer.controls
-    n_times = len(c.time.options)
-    rates = np.linspace(c.rate.min, c.rate.max, 7)
-    depth = c.injector_depth.value
-    dz = explorer.space.grid.dz_m
-    return {
-        "time slider": lambda i: setattr(c.time, "value", (c.time.value + 7) % n_times),
-        "injection rate": lambda i: setattr(c.rate, "value", float(rates[i % rates.size])),
-        "injector depth": lambda i: setattr(c.injector_depth, "value", depth + dz * (2 * (i % 2) - 1)),
-        "channel seed": lambda i: setattr(c.seed, "value", 1 + i),
-    }
+def load() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def report(name: str, seconds: list[float]) -> None:
-    ms = 1e3 * np.asarray(seconds)
-    print(
-        f"  {name:<34s} median {np.median(ms):7.1f} ms   p90 {np.percentile(ms, 90):7.1f} ms   (n={ms.size})"
-    )
+def wait_for_update(page, timeout_s: float = 30.0) -> float | None:
+    """Milliseconds from the input event to the paint of the update's last change (None: no change)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        s = page.evaluate(STATE_JS)
+        if s["changes"] and s["painted"] is not None and s["painted"] >= s["last"]:
+            if s["now"] - s["last"] > QUIET_MS:
+                return s["painted"] - s["input"]
+        page.wait_for_timeout(50)
+    return None
+
+
+def slider(app, page, label: str):
+    handle = app.locator(".widget-hslider", has=page.get_by_text(label, exact=True)).locator(".noUi-handle")
+
+    def change(i: int) -> None:  # one step, back and forth, never against an end of the range
+        handle.focus()
+        now, low, high = (float(handle.get_attribute(f"aria-value{a}")) for a in ("now", "min", "max"))
+        right = now <= low or (now < high and i % 2 == 0)
+        page.keyboard.press("ArrowRight" if right else "ArrowLeft")
+
+    return change
+
+
+def measure(page, change, repeats: int, name: str = "") -> list[float]:
+    out = []
+    for i in range(repeats):
+        page.evaluate(RESET_JS)
+        change(i)
+        ms = wait_for_update(page)
+        if ms is None:
+            raise RuntimeError(f"changing {name!r} drew nothing within 30 s")
+        out.append(ms)
+    return out
+
+
+def scrub(page, app, keys: int, interval_ms: int, n_times: int) -> dict:
+    """Press ArrowLeft ``keys`` times on the time slider from its last time (report times every
+    20 d, ``n_times`` of them); the presses (page time, index asked for) and frames drawn."""
+    handle = app.locator(".widget-hslider", has=page.get_by_text("time", exact=True)).locator(".noUi-handle")
+    handle.focus()
+    page.keyboard.press("End")  # start from the last report time
+    page.wait_for_timeout(1500)
+    page.evaluate(RESET_JS)
+    pressed = []  # (time in the page, index asked for)
+    index = n_times - 1
+    for _ in range(keys):
+        page.keyboard.press("ArrowLeft")
+        index -= 1
+        pressed.append((page.evaluate("() => performance.now()"), index))
+        page.wait_for_timeout(interval_ms)
+    wait_for_update(page)
+    frames = page.evaluate(STATE_JS)["frames"]
+    return {"pressed": pressed, "frames": frames}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", help="a `ccs-fno train` run (default: build a 64 x 64 one)")
-    parser.add_argument("--resolution", type=int, default=64, help="grid of the built run")
-    parser.add_argument("--repeats", type=int, default=20, help="samples per control")
+    parser.add_argument("--run-dir", default="default", help='a `ccs-fno train` run, or "default"')
+    parser.add_argument("--repeats", type=int, default=8, help="changes per control")
+    parser.add_argument("--scrub-keys", type=int, default=20)
+    parser.add_argument("--scrub-interval-ms", type=int, default=33)
     args = parser.parse_args(argv)
+    run_dir = args.run_dir if args.run_dir == "default" else str(Path(args.run_dir).resolve())
+    print(f"load at start: {load()}")
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(args.run_dir) if args.run_dir else None
-        if run_dir is None:
-            print(f"building a {args.resolution} x {args.resolution} run in {tmp} ...", flush=True)
-            run_dir = build_run(Path(tmp), args.resolution, n_samples=4)
-        explorer = ScenarioExplorer.from_run(run_dir)
-        probe = Probe(explorer)
-        grid = explorer.space.grid
-        print(f"explorer latency, control change -> Bokeh patch ready, {grid.nz} x {grid.nx} cells, CPU:")
-        for name, change in controls(explorer).items():
-            for i in range(3):  # warm-up
-                probe.time(lambda i=i, change=change: change(i))
-            report(
-                name, [probe.time(lambda i=i, change=change: change(i)) for i in range(3, 3 + args.repeats)]
-            )
+        root = Path(tmp) / "lab"
+        root.mkdir()
+        papermill.execute_notebook(
+            NOTEBOOK,
+            root / "explore.ipynb",
+            parameters={"run_dir": run_dir},
+            prepare_only=True,
+            progress_bar=False,
+        )
+        with jupyter_lab(root, Path(tmp) / "state") as lab, chromium_page(lab, 1600, 1000) as page:
+            page.set_default_timeout(TIMEOUT_MS)
+            open_and_run_all(page, lab, "explore.ipynb", timeout_s=TIMEOUT_MS / 1000)
+            app = page.locator(".jp-OutputArea-output", has=page.locator("button", has_text="Simulate"))
+            app.locator(".bk-Canvas").nth(6).wait_for()
+            page.wait_for_timeout(2000)
+            n_docs = page.evaluate(PROBE_JS)
+            seed_box = app.locator(".widget-text", has_text="seed").locator("input")
 
-        move_time = controls(explorer)["time slider"]
-        start = time.perf_counter()
-        future = explorer.simulate()
-        during = []
-        while not future.done() and len(during) < args.repeats:
-            during.append(probe.time(lambda: move_time(0)))
-        future.result()
-        simulated_s = time.perf_counter() - start
-        report("time slider while simulating", during)
-        n_times = len(explorer.surrogate.times_days)
-        print(f"  simulator (background thread)      {simulated_s:7.2f} s for {n_times} report times")
-        explorer.close()
+            def seed(i: int) -> None:
+                seed_box.fill(str(i + 1))
+                seed_box.press("Enter")
+
+            geology = app.locator(".widget-dropdown select").first
+
+            def kind(i: int) -> None:
+                geology.select_option("gaussian" if i % 2 == 0 else "channel")
+
+            def wells(i: int) -> None:
+                app.locator("button", has_text="wells into channel").click()
+
+            channel_controls = {
+                "time slider": slider(app, page, "time"),
+                "injection rate": slider(app, page, "rate (m³/day)"),
+                "injector depth": slider(app, page, "inj. depth (m)"),
+                "producer depth": slider(app, page, "prod. depth (m)"),
+                "channel permeability": slider(app, page, "channel (mD)"),
+                "host-rock permeability": slider(app, page, "host rock (mD)"),
+                "channel thickness": slider(app, page, "thickness (m)"),
+                "geology seed": seed,
+                "wells into channel": wells,
+                "geology kind": kind,
+            }
+            results = {}
+            for name, change in channel_controls.items():
+                if name == "wells into channel":  # moves only after the seed moved the channel
+                    results[name] = []
+                    for i in range(args.repeats):
+                        seed(100 + i)
+                        wait_for_update(page)
+                        results[name] += measure(page, change, 1)
+                    continue
+                results[name] = measure(page, change, args.repeats, name)
+            geology.select_option("gaussian")
+            wait_for_update(page)
+            for label, name in (
+                ("mean k (mD)", "gaussian mean k"),
+                ("variance ln k", "gaussian variance"),
+                ("length (m)", "gaussian length"),
+                ("anisotropy", "gaussian anisotropy"),
+                ("dip (deg)", "gaussian dip"),
+            ):
+                results[name] = measure(page, slider(app, page, label), args.repeats, name)
+            covariance = app.locator(".widget-dropdown", has_text="covariance").locator("select")
+            options = covariance.locator("option").all_inner_texts()
+            results["gaussian covariance"] = measure(
+                page, lambda i: covariance.select_option(options[(i + 1) % len(options)]), args.repeats
+            )
+            geology.select_option("channel")
+            wait_for_update(page)
+            scrubbed = scrub(page, app, args.scrub_keys, args.scrub_interval_ms, n_times=51)
+            print(f"load at end: {load()}")
+
+    print(f"\nexplorer end-to-end latency in JupyterLab + Chromium, run {run_dir} ({n_docs} Bokeh document)")
+    print("input event -> frame painted with the update's last change; repeats per control:", args.repeats)
+    print(f"  {'control':<26s} {'median ms':>10s} {'max ms':>8s}")
+    for name, ms in results.items():
+        print(f"  {name:<26s} {statistics.median(ms):10.0f} {max(ms):8.0f}")
+    pressed, frames = scrubbed["pressed"], scrubbed["frames"]
+
+    def shown(frame) -> int:
+        t = float(re.search(r"at ([\d.]+) d", frame["title"]).group(1))
+        return int(round(t / 20.0))
+
+    lags = []
+    for frame in frames:
+        asked = [index for when, index in pressed if when <= frame["painted"]]
+        if asked:
+            lags.append(shown(frame) - asked[-1])
+    last_press = pressed[-1][0]
+    after = [f for f in frames if f["painted"] > last_press]
+    final = after[-1]["painted"] - last_press if after else float("nan")
+    print(
+        f"\ntime-slider scrub: {len(pressed)} key presses {args.scrub_interval_ms} ms apart; "
+        f"{len(frames)} frames drawn; largest lag {max(lags) if lags else 0} steps; "
+        f"stale frames after the last press: {max(len(after) - 1, 0)}; "
+        f"last press -> final frame {final:.0f} ms (final frame: {frames[-1]['title'] if frames else None})"
+    )
     return 0
 
 

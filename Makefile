@@ -45,8 +45,10 @@ demo: $(STAMP)
 	$(PAPERMILL) notebooks/03_explore_scenarios.ipynb outputs/03_explore_scenarios.ipynb -p simulate True
 	$(PAPERMILL) notebooks/04_invert_permeability.ipynb outputs/04_invert_permeability.ipynb
 	$(BIN)/python -m data_gen.plots outputs/data/channel.zarr outputs/figures/plumes.png
+	$(BIN)/python -c "from ccs_fno.widgets.static import main; raise SystemExit(main(['outputs/figures']))"
 	@echo
-	@echo "Executed notebooks in outputs/, figures in outputs/figures/. To explore interactively:"
+	@echo "Executed notebooks in outputs/ (figures shown as pictures: readable without re-running),"
+	@echo "figures in outputs/figures/ (self-contained HTML + PNG, work offline). To explore interactively:"
 	@echo "  $(BIN)/jupyter lab outputs/03_explore_scenarios.ipynb   (or notebooks/ to start over)"
 
 bench: $(STAMP)

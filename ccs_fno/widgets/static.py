@@ -243,3 +243,20 @@ def save_figure(
     for out, data in outputs.items():
         _write_atomic(out, data)
     return list(outputs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check that every HTML figure under the directories ``argv`` loads nothing from outside
+    itself; return 1, naming the files and what they would load, if one does (or none is there).
+    ``make demo`` runs it on outputs/figures."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="check that saved HTML figures are self-contained")
+    parser.add_argument("dirs", nargs="+", type=Path)
+    pages = sorted(page for d in parser.parse_args(argv).dirs for page in d.rglob("*.html"))
+    bad = {page: external_resources(page.read_text(errors="replace")) for page in pages}
+    bad = {page: leaks for page, leaks in bad.items() if leaks}
+    for page, leaks in bad.items():
+        print(f"{page}: would load {', '.join(leaks)}")
+    print(f"{len(pages) - len(bad)}/{len(pages)} HTML figures self-contained (nothing fetched offline)")
+    return 1 if bad or not pages else 0

@@ -54,6 +54,7 @@ _EXPORTS = {
     "EnsembleStatistics": "ccs_fno.uq",
     "prior_ensemble": "ccs_fno.uq",
     "store_ensemble": "ccs_fno.uq",
+    "posterior_ensemble": "ccs_fno.uq",
 }
 
 __all__ = sorted(_EXPORTS)

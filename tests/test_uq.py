@@ -429,3 +429,95 @@ def test_notebook_05_runs_headless_on_the_tiny_surrogate(tiny, tmp_path):
     for name in ("prior_maps", "prior_plume_area"):  # offline figures: self-contained HTML + PNG
         assert (tmp_path / "uq" / f"{name}.html").stat().st_size > 0
         assert (tmp_path / "uq" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------- posterior (RML)
+
+
+@pytest.fixture(scope="module")
+def rml_case(tiny):
+    from ccs_fno.inversion import (
+        InversionConfig,
+        MonitoringWells,
+        ObservationDesign,
+        draw_prior,
+        synthesize_observations,
+        truth_from_store,
+    )
+
+    surrogate, _, heldout = tiny
+    truth = truth_from_store(heldout, 0)
+    design = ObservationDesign(wells=MonitoringWells(times_days=(200.0, 400.0, 600.0)), noise_std=0.02)
+    obs = synthesize_observations(truth, design, seed=1)
+    prior = draw_prior(read_store_space(heldout), 12, master_seed=77)
+    config = InversionConfig(parameterisation="pca", n_modes=4, iterations=3)
+    return surrogate, obs, prior, config
+
+
+def test_rml_members_are_inversions_of_perturbed_data_from_recentred_priors(rml_case):
+    from ccs_fno.inversion import invert
+    from ccs_fno.uq import perturb_observations, posterior_ensemble, recentred_prior
+
+    surrogate, obs, prior, config = rml_case
+    seen = []
+    ds = posterior_ensemble(surrogate, obs, prior, 3, config, seed=5, progress=lambda d, t: seen.append(d))
+    assert seen == [1, 2, 3] and ds.attrs["kind"] == "posterior"
+    draws = np.random.default_rng(5).choice(12, size=3, replace=False)
+    assert ds["prior_member"].values.tolist() == draws.tolist()
+    forecasts = []
+    for j, draw in enumerate(draws):  # the same members, one by one
+        result = invert(
+            surrogate,
+            perturb_observations(obs, 6 + j),
+            recentred_prior(prior, prior.log_permeability[draw]),
+            config,
+        )
+        forecasts.append(result["forecast_saturation"].values)
+        np.testing.assert_allclose(ds["log_permeability"][j], result["log_permeability"], atol=1e-6)
+    forecasts = np.stack(forecasts)
+    np.testing.assert_allclose(ds["mean_saturation"], forecasts.mean(0), atol=1e-6)
+    np.testing.assert_allclose(
+        ds["exceedance_probability"].sel(threshold=0.05), (forecasts > 0.05).mean(0), atol=1e-6
+    )
+
+
+def test_perturbed_observations_and_recentred_prior(rml_case):
+    from ccs_fno.uq import perturb_observations, recentred_prior
+
+    _, obs, prior, _ = rml_case
+    noise = np.concatenate(
+        [
+            (perturb_observations(obs, s)["well_saturation"] - obs["well_saturation"]).values.ravel()
+            for s in range(20)
+        ]
+    )
+    assert abs(noise.mean()) < 4 * 0.02 / np.sqrt(noise.size)
+    assert noise.std() == pytest.approx(0.02, rel=0.06)
+    assert np.array_equal(perturb_observations(obs, 3)["well_saturation_clean"], obs["well_saturation_clean"])
+    centre = prior.log_permeability[4]
+    moved = recentred_prior(prior, centre)
+    np.testing.assert_allclose(moved.mean(), centre, atol=1e-9)
+    a, b = prior.modes(3), moved.modes(3)
+    np.testing.assert_allclose(np.abs((a.basis * b.basis).sum(axis=(1, 2))), 1.0, atol=1e-6)  # same modes
+    np.testing.assert_allclose(a.std, b.std, rtol=1e-9)
+
+
+def test_posterior_bad_input(rml_case):
+    from dataclasses import replace
+
+    from ccs_fno.uq import posterior_ensemble
+
+    surrogate, obs, prior, config = rml_case
+    with pytest.raises(ValueError, match="a posterior needs observations"):
+        posterior_ensemble(surrogate, None, prior, 3, config)
+    with pytest.raises(ValueError, match="n_members must be an int >= 1, got 0"):
+        posterior_ensemble(surrogate, obs, prior, 0, config)
+    with pytest.raises(
+        ValueError, match="13 RML members need at least as many prior draws; the prior has 12"
+    ):
+        posterior_ensemble(surrogate, obs, prior, 13, config)
+    with pytest.raises(ValueError, match="use InversionConfig\\(restarts=1\\), got restarts=2"):
+        posterior_ensemble(surrogate, obs, prior, 2, replace(config, restarts=2))
+    empty = obs.drop_vars([v for v in obs.data_vars if v.startswith("well_saturation")])
+    with pytest.raises(ValueError, match="hold no observed data"):
+        posterior_ensemble(surrogate, empty, prior, 2, config)

@@ -4,6 +4,7 @@
   time, plume area/extent, and the sample-level (alpha, delta) statement), ``Calibration``.
 * ``ccs_fno.uq.ensemble``: streamed ensemble statistics (mean, std, P(S > s*), P10/P50/P90 of
   plume area and extent), prior ensembles through the surrogate, Monte Carlo from a store.
+* ``ccs_fno.uq.posterior``: randomised-maximum-likelihood posterior ensembles of inversions.
 """
 
 from ccs_fno.uq.conformal import (
@@ -22,6 +23,7 @@ from ccs_fno.uq.conformal import (
     predict_store,
 )
 from ccs_fno.uq.ensemble import QUANTILES, EnsembleStatistics, prior_ensemble, store_ensemble
+from ccs_fno.uq.posterior import perturb_observations, posterior_ensemble, recentred_prior
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -38,7 +40,10 @@ __all__ = [
     "field_scores",
     "min_calibration_samples",
     "plume_curves",
+    "perturb_observations",
+    "posterior_ensemble",
     "predict_store",
     "prior_ensemble",
+    "recentred_prior",
     "store_ensemble",
 ]

@@ -330,7 +330,8 @@ class Calibration:
         )
         return cls(data)
 
-    def _level(self, level: float) -> float:
+    def check_level(self, level: float) -> float:
+        """``level`` as one of the calibrated levels (float), else a ValueError listing them."""
         level = check_probability("level", level)
         have = self.levels
         match = np.flatnonzero(np.isclose(have, level))
@@ -341,24 +342,24 @@ class Calibration:
     def band(self, level: float = 0.9, time_days: float | None = None) -> xr.DataArray:
         """The pointwise band half-width at ``level``: (time, z, x), or (z, x) at ``time_days``
         (the nearest report time)."""
-        band = self.data["cell_band"].sel(level=self._level(level))
+        band = self.data["cell_band"].sel(level=self.check_level(level))
         return band if time_days is None else band.sel(time=time_days, method="nearest")
 
     def field_band(self, level: float = 0.9, time_days: float | None = None) -> xr.DataArray:
         """The sample-level band half-width ``lambda * w`` at ``level`` (time, z, x) or at
         ``time_days``: with probability >= 1 - delta, >= ``level`` of a field's cells lie in it
         (times the sample's scale for a scaled calibration)."""
-        level = self._level(level)
+        level = self.check_level(level)
         band = self.data["field_lambda"].sel(level=level) * self.data["field_shape"].sel(level=level)
         return band if time_days is None else band.sel(time=time_days, method="nearest")
 
     def area_band(self, level: float = 0.9) -> xr.DataArray:
         """The plume-area band half-width (m^2) per report time at ``level``."""
-        return self.data["area_band_m2"].sel(level=self._level(level))
+        return self.data["area_band_m2"].sel(level=self.check_level(level))
 
     def extent_band(self, level: float = 0.9) -> xr.DataArray:
         """The plume-extent band half-width (m) per report time at ``level``."""
-        return self.data["extent_band_m"].sel(level=self._level(level))
+        return self.data["extent_band_m"].sel(level=self.check_level(level))
 
     def interval(
         self,

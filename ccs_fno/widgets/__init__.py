@@ -2,10 +2,12 @@
 
 from ccs_fno.widgets.explorer import ScenarioExplorer
 from ccs_fno.widgets.static import external_resources, figure_png, save_figure, show_figure
+from ccs_fno.widgets.uq_app import UncertaintyApp
 from ccs_fno.widgets.views import load_extension
 
 __all__ = [
     "ScenarioExplorer",
+    "UncertaintyApp",
     "external_resources",
     "figure_png",
     "load_extension",

@@ -223,7 +223,7 @@ def test_simulate_runs_the_real_simulator_in_the_background_and_shows_the_compar
     assert v.mass.drawn() == ["injected", "stored (surrogate)", "stored (simulator)"]
 
     explorer.controls.rate.value = explorer.controls.rate.min  # the simulation no longer applies
-    assert v.simulated.message.text == "scenario changed since the simulation: press Simulate"
+    assert v.simulated.message.text == "scenario changed: press Simulate"
     assert v.simulated.showing_placeholder and v.difference.showing_placeholder
     assert v.area.drawn() == ["surrogate"] and "stored (simulator)" not in v.mass.drawn()
     explorer.controls.rate.value = s.rate_m3_per_day  # back to the simulated scenario

@@ -275,7 +275,7 @@ class ScenarioExplorer:
             if self._simulated[0] == self.scenario:
                 simulated = self._simulated[1]
             else:
-                note = "scenario changed since the simulation: press Simulate"
+                note = "scenario changed: press Simulate"
         return ExplorerFrame(
             self.permeability_md,
             self.scenario.injector_zx,

@@ -44,6 +44,7 @@ demo: $(STAMP)
 	  -p epochs $(DEMO_EPOCHS) -p device cpu
 	$(PAPERMILL) notebooks/03_explore_scenarios.ipynb outputs/03_explore_scenarios.ipynb -p simulate True
 	$(PAPERMILL) notebooks/04_invert_permeability.ipynb outputs/04_invert_permeability.ipynb
+	$(PAPERMILL) notebooks/05_uncertainty.ipynb outputs/05_uncertainty.ipynb
 	$(BIN)/python -m data_gen.plots outputs/data/channel.zarr outputs/figures/plumes.png
 	$(BIN)/python -c "from ccs_fno.widgets.static import main; raise SystemExit(main(['outputs/figures']))"
 	@echo

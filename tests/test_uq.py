@@ -412,6 +412,7 @@ def test_notebook_05_runs_headless_on_the_tiny_surrogate(tiny, tmp_path):
             "n_members": 8,
             "batch_size": 4,
             "out_dir": str(tmp_path / "uq"),
+            "figures_dir": str(tmp_path / "figures"),
         },
         cwd=str(notebooks),
         progress_bar=False,
@@ -426,9 +427,9 @@ def test_notebook_05_runs_headless_on_the_tiny_surrogate(tiny, tmp_path):
     assert Calibration.load(tmp_path / "uq").n_calibration == 8
     prior = xr.open_dataset(tmp_path / "uq" / "prior.nc", engine="scipy")
     assert prior.sizes["member"] == 8 and "exceedance_probability_conservative" in prior
-    for name in ("prior_maps", "prior_plume_area"):  # offline figures: self-contained HTML + PNG
-        assert (tmp_path / "uq" / f"{name}.html").stat().st_size > 0
-        assert (tmp_path / "uq" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("uq_prior_maps", "uq_prior_plume_area"):  # offline figures: self-contained HTML + PNG
+        assert (tmp_path / "figures" / f"{name}.html").stat().st_size > 0
+        assert (tmp_path / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 # ---------------------------------------------------------------- posterior (RML)

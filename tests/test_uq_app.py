@@ -95,6 +95,7 @@ def lab(run_dir, tmp_path_factory):
             "n_members": 8,
             "batch_size": 4,
             "out_dir": str(root / "uq"),
+            "figures_dir": str(root / "figures"),
         },
         prepare_only=True,
         progress_bar=False,

@@ -115,7 +115,9 @@ class UncertaintyApp:
             self.level = float(calibration.levels[-1]) if level is None else calibration.check_level(level)
         self.results: dict[str, xr.Dataset | None] = {"prior": prior, "posterior": posterior}
         self._message = (
-            ("info", "press Run for a prior ensemble") if prior is None else ("info", "prior ensemble given")
+            ("info", "press Run for a prior ensemble")
+            if prior is None
+            else ("info", f"prior ensemble of {prior.sizes['member']} members")
         )
         times = surrogate.times_days
         self.truth_area_m2 = None if truth_area_m2 is None else np.asarray(truth_area_m2, float)

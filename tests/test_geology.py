@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -116,6 +117,41 @@ def test_matern_spectral_quantile_inverts_gstools_density(nu):
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (pdf[1:] + pdf[:-1]) * np.diff(r))])
     u = np.array([0.05, 0.3, 0.5, 0.8, 0.95])
     np.testing.assert_allclose(model.spectral_rad_ppf(u), np.interp(u, cdf, r), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "structure",
+    [
+        geo.GaussianParams(),
+        geo.GaussianParams(model="exponential", len_scale_m=100.0, anisotropy=0.5, angle_deg=-20.0),
+        geo.GaussianParams(model="matern", nu=0.8, angle_deg=30.0),
+    ],
+)
+def test_cached_gaussian_field_rescales_to_a_fresh_generation(structure):
+    """Changing only the geometric mean or the variance rescales the cached unit field; the
+    result equals GSTools' own generation of that field to round-off."""
+    geo._unit_log_field.cache_clear()
+    for mean_md, variance in ((50.0, 1.0), (7.5, 0.3), (400.0, 2.7), (20.0, 0.0)):
+        params = replace(structure, geometric_mean_md=mean_md, log_variance=variance)
+        fresh = geo.gaussian_permeability(COARSE, params, 11)
+        rescaled = geo.gaussian_permeability(COARSE, params, 11, cached=True)
+        assert rescaled.dtype == np.float64 and rescaled.shape == COARSE.shape
+        np.testing.assert_allclose(rescaled, fresh, rtol=1e-13, atol=0)
+        np.testing.assert_array_equal(geo.permeability("gaussian", COARSE, params, 11, cached=True), rescaled)
+    info = geo._unit_log_field.cache_info()
+    assert (info.misses, info.hits) == (1, 7)  # generated once, rescaled for every other call
+    unit = geo.unit_log_field(COARSE, structure, 11)
+    assert not unit.flags.writeable
+    # another seed or structure is another field
+    assert not np.allclose(geo.unit_log_field(COARSE, structure, 12), unit)
+    other = replace(structure, len_scale_m=structure.len_scale_m / 2)
+    assert not np.allclose(geo.unit_log_field(COARSE, other, 11), unit)
+
+
+def test_unit_log_field_has_unit_variance_over_an_ensemble():
+    y = np.stack([geo.unit_log_field(COARSE, geo.GaussianParams(log_variance=2.5), s) for s in range(200)])
+    se = math.sqrt(2.0 / y[:, 0, 0].size)  # standard error of a unit variance estimate
+    assert abs(y[:, ::5, ::5].var(axis=0).mean() - 1.0) < N_SIGMA * se
 
 
 def test_gaussian_zero_log_variance_is_constant():

@@ -209,7 +209,9 @@ class Trainer:
         config = TrainConfig() if config is None else config
         model_config = ModelConfig() if model_config is None else model_config
         RunDir(run_dir).refuse_existing()  # before reading the store: fail fast
-        data = TrainingData.prepare(store, config.val_fraction, config.test_fraction, config.split_seed)
+        data = TrainingData.prepare(
+            store, config.val_fraction, config.test_fraction, config.split_seed, config.calibration_fraction
+        )
         _seed_everything(config.seed)
         model = model_config.build(len(INPUT_CHANNELS), data.store.times_days.size, config.phases[0][0])
         return cls(model, data, run_dir, config, **options)

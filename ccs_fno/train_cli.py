@@ -36,6 +36,7 @@ TRAIN_OPTIONS = (
     "split_seed",
     "val_fraction",
     "test_fraction",
+    "calibration_fraction",
     "num_workers",
     "device",
     "deterministic",
@@ -132,6 +133,11 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument("--split-seed", type=number_type(int, 0), help="train/val/test split seed")
     parser.add_argument("--val-fraction", type=number_type(float, 0, strict=True))
     parser.add_argument("--test-fraction", type=number_type(float, 0))
+    parser.add_argument(
+        "--calibration-fraction",
+        type=number_type(float, 0),
+        help="hold out this share of samples as a 'calibration' split for ccs_fno.uq (default 0: none)",
+    )
     parser.add_argument("--num-workers", type=number_type(int, 0), help="DataLoader worker processes")
     parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument(
@@ -208,7 +214,13 @@ def _check_launch(args: argparse.Namespace, options: dict, model_options: dict) 
         config, _ = TrainConfig(**options), ModelConfig(**model_options)
         run.refuse_existing()
     summary = read_store(args.store)
-    split = split_samples(summary.done_indices, config.val_fraction, config.test_fraction, config.split_seed)
+    split = split_samples(
+        summary.done_indices,
+        config.val_fraction,
+        config.test_fraction,
+        config.split_seed,
+        config.calibration_fraction,
+    )
     spatial = args.spatial_parallel
     if args.nproc % spatial:
         raise ValueError(

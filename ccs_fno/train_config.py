@@ -115,6 +115,8 @@ class TrainConfig:
     ``step_size`` (epochs) and ``gamma`` for the
     step scheduler; ``h1_weight`` weights a relative H1-seminorm term added to the relative L2
     loss; ``seed`` seeds initialisation and shuffling, ``split_seed`` the train/val/test split;
+    ``calibration_fraction`` > 0 also holds out a ``calibration`` split (never trained on or used
+    for model selection: for ``ccs_fno.uq.calibrate``; 0 leaves the split as it always was);
     ``device`` "auto" picks CUDA when available; ``deterministic`` asks torch for deterministic
     algorithms (needed for bit-exact resume); ``dtype`` float64 trains in double precision
     (reference runs; needs precision "full"); ``grad_compression`` fp16/bf16 sends DDP gradients
@@ -134,6 +136,7 @@ class TrainConfig:
     split_seed: int = 0
     val_fraction: float = 0.1
     test_fraction: float = 0.1
+    calibration_fraction: float = 0.0
     num_workers: int = 0
     device: str = "auto"
     deterministic: bool = False
@@ -156,6 +159,8 @@ class TrainConfig:
             raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction!r}")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must lie in [0, 1), got {self.test_fraction!r}")
+        if not 0.0 <= self.calibration_fraction < 1.0:
+            raise ValueError(f"calibration_fraction must lie in [0, 1), got {self.calibration_fraction!r}")
         if not isinstance(self.deterministic, bool):
             raise ValueError(f"deterministic must be a bool, got {self.deterministic!r}")
         phases = parse_precision_schedule(self.precision_schedule)

@@ -522,3 +522,29 @@ def test_posterior_bad_input(rml_case):
     empty = obs.drop_vars([v for v in obs.data_vars if v.startswith("well_saturation")])
     with pytest.raises(ValueError, match="hold no observed data"):
         posterior_ensemble(surrogate, empty, prior, 2, config)
+
+
+def test_a_run_trained_with_a_calibration_split_never_trains_on_it(tiny, tmp_path):
+    from ccs_fno.cli import main
+
+    _, run_dir, _ = tiny
+    store = run_dir.parent / "store.zarr"
+    new = tmp_path / "run"
+    options = ["--epochs", "1", "--batch-size", "4", "--device", "cpu", "--val-fraction", "0.125"]
+    options += ["--test-fraction", "0.125", "--calibration-fraction", "0.25", "--width", "8", "--modes", "4"]
+    assert main(["train", str(store), "--run-dir", str(new), *options]) in (0, None)
+    surrogate = load_surrogate(new)
+    split = surrogate.split
+    assert split["calibration"].size == 2 and split["train"].size == 4
+    assert (
+        np.intersect1d(
+            split["calibration"], np.concatenate([split[k] for k in ("train", "val", "test")])
+        ).size
+        == 0
+    )
+    expected = split_samples(np.arange(8), 0.125, 0.125, 0, calibration_fraction=0.25)
+    assert all(np.array_equal(split[k], expected[k]) for k in expected)
+    cal = calibrate(surrogate, store, split["calibration"], levels=(0.5,), delta=0.5, field_shape="absolute")
+    assert cal.source["samples"] == split["calibration"].tolist()
+    with pytest.raises(ValueError, match="trained or selected this surrogate"):
+        calibrate(surrogate, store, split["train"][:2], levels=(0.5,), delta=0.5)

@@ -492,6 +492,7 @@ def calibrate(
     delta: float = 0.1,
     confidence: float | None = None,
     batch_size: int = 32,
+    field_shape: str = "pointwise",
 ) -> Calibration:
     """Fit a ``Calibration`` of ``surrogate`` on samples ``indices`` of ``store``.
 
@@ -503,6 +504,7 @@ def calibrate(
 
     summary = read_store(store)
     indices = summary.check_done(indices)
+    _refuse_training_samples(surrogate, summary.path, indices)
     levels = _levels(levels)
     for level in levels:  # before any prediction
         conformal_rank(int(indices.size), 1.0 - level)
@@ -520,7 +522,28 @@ def calibrate(
         confidence,
         plume_threshold=PLUME_THRESHOLD,
         source=source,
+        field_shape=field_shape,
     )
+
+
+def _refuse_training_samples(surrogate: Any, path: str, indices: np.ndarray) -> None:
+    """Raise when ``indices`` of the surrogate's own training store trained or selected it."""
+    from data_gen.store import store_fingerprint
+
+    saved, split = getattr(surrogate, "fingerprint", None), getattr(surrogate, "split", None)
+    if not saved or not split:
+        return
+    current = store_fingerprint(path)
+    if any(saved.get(key) != value for key, value in current.items()):
+        return  # another store: its sample numbers are not the run's
+    used = np.concatenate([np.asarray(split[k]) for k in ("train", "val", "test") if k in split])
+    overlap = np.intersect1d(indices, used)
+    if overlap.size:
+        raise ValueError(
+            f"samples {overlap[:10].tolist()} of {path} trained or selected this surrogate (its "
+            "train/val/test split): conformal bands need samples it never saw. Use its 'calibration' "
+            "split (train with calibration_fraction > 0) or a held-out store (heldout_split)"
+        )
 
 
 def evaluate_calibration(

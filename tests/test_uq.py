@@ -144,6 +144,8 @@ def test_calibration_fit_bands_save_load_and_coverage(tmp_path):
     again = Calibration.load(tmp_path)
     xr.testing.assert_allclose(again.data, cal.data)
     assert again.n_calibration == n
+    assert again.grid == grid and again.fits(grid, times) and not again.fits(section_grid(16), times)
+    assert not again.fits(grid, times[:2])
     interval = cal.interval(xr.DataArray(pred[0], dims=("time", "z", "x")), 0.9, max_saturation=0.8)
     assert float(interval["lower"].min()) >= 0 and float(interval["upper"].max()) <= 0.8
     cov = coverage(pred[:5], truth[:5], cal.band(0.9).values)

@@ -206,6 +206,18 @@ class Calibration:
     def source(self) -> dict[str, Any]:
         return json.loads(self.data.attrs.get("source", "{}"))
 
+    @property
+    def grid(self) -> Grid:
+        """The grid the bands were calibrated on."""
+        return Grid(**json.loads(self.data.attrs["grid"]))
+
+    def fits(self, grid: Grid, times_days: Sequence[float]) -> bool:
+        """True when the bands apply to predictions on ``grid`` at ``times_days`` (an app shows
+        them only then: a band is calibrated per cell and report time)."""
+        times = np.asarray(times_days, dtype=np.float64)
+        mine = self.data["time"].values
+        return grid == self.grid and times.shape == mine.shape and bool(np.allclose(times, mine))
+
     @classmethod
     def fit(
         cls,

@@ -16,6 +16,9 @@ from data_gen.grid import Grid
 # CO2 saturation above which a cell counts as plume: above a surrogate's background noise (a few
 # 0.01 away from the plume) and well below the saturation behind the displacement front.
 PLUME_THRESHOLD = 0.05
+_IN_PLANE = np.array(
+    [np.zeros((3, 3)), ndimage.generate_binary_structure(2, 1), np.zeros((3, 3))], dtype=bool
+)
 
 
 def plume_mask(
@@ -36,11 +39,10 @@ def plume_mask(
         return mask
     z, x = grid.check_cell(injector_zx, "injector_zx")
     fields = mask.reshape(-1, *grid.shape)
-    connected = np.zeros_like(fields)
-    for i, field in enumerate(fields):
-        if field[z, x]:
-            labels, _ = ndimage.label(field)  # edge neighbours
-            connected[i] = labels == labels[z, x]
+    # all fields labelled at once: edge neighbours within a field, none across fields
+    labels, _ = ndimage.label(fields, structure=_IN_PLANE)
+    injector = labels[:, z, x][:, None, None]
+    connected = (labels == injector) & (injector > 0)
     return connected.reshape(mask.shape)
 
 

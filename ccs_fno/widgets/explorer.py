@@ -35,7 +35,7 @@ from ccs_fno.plume import relative_error
 from ccs_fno.widgets.controls import ExplorerControls, depth_to_row
 from ccs_fno.widgets.explorer_views import ExplorerFrame, ExplorerViews
 from ccs_fno.widgets.panels import Banner
-from data_gen.geology import ChannelParams, channel_boundaries, default_params
+from data_gen.geology import ChannelParams, channel_boundaries, default_params, permeability
 from data_gen.grid import Grid
 from data_gen.physics import simulate
 from data_gen.scenarios import Scenario, ScenarioSpace
@@ -136,6 +136,8 @@ class ScenarioExplorer:
         self._spaces: dict[tuple, ScenarioSpace] = {}
         self._simulated: tuple[Scenario, np.ndarray] | None = None
         self._widget: widgets.VBox | None = None
+        # milliseconds of the last update's parts: geology, surrogate, panels, trust, total
+        self.timings_ms: dict[str, float] = {}
         self.wells_into_channel(announce=False)
         self.scenario, self.permeability_md, self.predicted = self._predict()
         self.views = ExplorerViews(
@@ -248,14 +250,21 @@ class ScenarioExplorer:
         )
 
     def _rock(self, scenario: Scenario) -> np.ndarray:
-        key = (scenario.space.geology, scenario.geology_params, scenario.seed)
+        """The scenario's permeability (mD); a gaussian field of a seed and correlation structure
+        seen before is rescaled from its cached unit field (no GSTools run)."""
+        kind, params, seed = scenario.space.geology, scenario.geology_params, scenario.seed
+        key = (kind, params, seed)
         if self._rock_cache is None or self._rock_cache[0] != key:
-            self._rock_cache = (key, scenario.permeability_md())
+            k = permeability(kind, scenario.space.grid, params, seed, cached=True)
+            self._rock_cache = (key, k)
         return self._rock_cache[1]
 
     def _predict(self) -> tuple[Scenario, np.ndarray, np.ndarray]:
         scenario = self.current_scenario()
+        start = time.perf_counter()
         k = self._rock(scenario)
+        self.timings_ms["geology"] = 1e3 * (time.perf_counter() - start)
+        start = time.perf_counter()
         with _torch_threads(1):
             predicted = self.surrogate.predict(
                 k,
@@ -265,6 +274,7 @@ class ScenarioExplorer:
                 porosity=self.space.porosity,
                 check_domain=False,  # the trust banner says it, once, in words
             ).values
+        self.timings_ms["surrogate"] = 1e3 * (time.perf_counter() - start)
         return scenario, k, predicted
 
     def _frame(self) -> ExplorerFrame:
@@ -330,20 +340,33 @@ class ScenarioExplorer:
                 self._set_status(self._note)
 
     def _update_scenario(self) -> bool:
+        start = time.perf_counter()
+        self.timings_ms = {}
         try:
             self.scenario, self.permeability_md, self.predicted = self._predict()
         except (ValueError, TypeError) as err:
             self._set_status(f"cannot build this scenario: {err}", error=True)
             return False
-        self.views.show(self._frame())
+        self._show_timed("panels", self._frame())
+        mark = time.perf_counter()
         self._show_units()
         self._show_trust()
+        self.timings_ms["trust"] = 1e3 * (time.perf_counter() - mark)
+        self.timings_ms["total"] = 1e3 * (time.perf_counter() - start)
         return True
+
+    def _show_timed(self, name: str, frame: ExplorerFrame) -> None:
+        start = time.perf_counter()
+        self.views.show(frame)
+        self.timings_ms[name] = 1e3 * (time.perf_counter() - start)
 
     def _on_time_change(self, change: dict) -> None:
         with self._lock:
-            self.views.show(self._frame())
+            start = time.perf_counter()
+            self.timings_ms = {}
+            self._show_timed("panels", self._frame())  # the prediction holds every report time
             self._show_errors()
+            self.timings_ms["total"] = 1e3 * (time.perf_counter() - start)
 
     @property
     def status_text(self) -> str:

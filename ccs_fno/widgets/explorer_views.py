@@ -137,7 +137,22 @@ class ExplorerViews:
         return float(self.times_days[frame.time_index])
 
     def show(self, frame: ExplorerFrame) -> None:
-        """Display ``frame``, updating only the panels whose data changed."""
+        """Display ``frame``, updating only the panels whose data changed.
+
+        Once the panels are displayed, the changes leave for the browser in one burst after all
+        are made (a Bokeh document hold, "combine": repeated changes of a property merged), not
+        interleaved with the computing of the next panel."""
+        document = self.layout.document
+        if document is None:  # not displayed yet: nothing is sent
+            self._show(frame)
+            return
+        document.hold("combine")
+        try:
+            self._show(frame)
+        finally:
+            document.unhold()
+
+    def _show(self, frame: ExplorerFrame) -> None:
         old, self._last = self._last, frame
         wells = {"injector": frame.injector_zx, "producer": frame.producer_zx}
         if _changed(old, frame, "permeability_md"):

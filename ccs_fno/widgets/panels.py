@@ -16,7 +16,8 @@ How an app uses them::
     area.set_line("surrogate", t_days, area_m2); area.clear_line("simulator")
     banner.show("warning", ["injector above the channel"])
 
-An update replaces a data source's ``data`` (one Bokeh event, arrays sent as binary buffers)
+An update replaces a data source's ``data`` (one Bokeh event, arrays sent as binary buffers;
+images as float32)
 and a few properties (titles, colour range, visibility): nothing is re-rendered and no
 HoloViews object is rebuilt. ``bokeh_view`` wraps a Bokeh layout in ``jupyter_bokeh``'s
 ``BokehModel`` ipywidget (the documented bridge between Bokeh and ipywidgets): every document
@@ -179,7 +180,7 @@ class ImagePanel:
         mapper_type = LogColorMapper if scale.log else LinearColorMapper
         low = 1.0 if scale.log else 0.0
         self.mapper = mapper_type(palette=_palette(scale.palette), low=low, high=low + 1.0)
-        self.source = ColumnDataSource({"image": [np.zeros(grid.shape)]})
+        self.source = ColumnDataSource({"image": [np.zeros(grid.shape, dtype=np.float32)]})
         self.image = self.figure.image(
             image="image", x=0.0, y=0.0, dw=width_m, dh=depth_m, source=self.source, color_mapper=self.mapper
         )
@@ -234,7 +235,7 @@ class ImagePanel:
         f = _check_field(field, self.grid)
         low, high = self.scale.range_of(f)
         self.mapper.update(low=low, high=high)
-        self.source.data = {"image": [f]}
+        self.source.data = {"image": [f.astype(np.float32)]}  # half the bytes of float64 to send
         self.image.visible = self.colour_bar.visible = True
         self.message.visible = False
         if title is not None:
@@ -328,7 +329,10 @@ class CurvePanel:
         self.figure.add_tools(HoverTool(tooltips=[(x_label, "@x{0.[00]}"), (y_label, y_tip)]))
         self.marker: Span | None = None
         if marker:
-            self.marker = Span(dimension="height", line_color="grey", line_dash="dashed", line_width=1)
+            # drawn on the overlay layer: moving it repaints only that layer, not the lines
+            self.marker = Span(
+                dimension="height", line_color="grey", line_dash="dashed", line_width=1, level="overlay"
+            )
             self.marker.visible = False
             self.figure.add_layout(self.marker)
 

@@ -68,6 +68,7 @@ def test_app_runs_cancels_exports_and_refuses_a_missing_posterior(run_dir, tmp_p
         assert xr.open_dataset(path, engine="scipy").sizes["member"] == 9
         app.mode.value = "posterior"
         assert app.mean.showing_placeholder and "a posterior needs observations" in app.status.text
+        assert app.run() is None  # nothing to invert: the banner says what is missing
         app.mode.value = "prior"
         # cancel: stop after the batch running when asked (progress calls cancel after batch 2)
         app.members.value = 400
@@ -179,7 +180,36 @@ def test_uq_app_in_jupyterlab(lab):
         expect(app.locator(".ccs-banner-warning")).to_contain_text("a posterior needs observations")
         _wait_for(
             page,
-            lambda f: f["mean"]["labels"] == ["no posterior: give the app an ensemble of inversions"],
+            lambda f: f["mean"]["labels"] == ["no posterior: no observations given"],
             "",
         )
     assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def test_app_runs_an_rml_posterior_of_observations(run_dir, tmp_path):
+    from ccs_fno.inversion import (
+        InversionConfig,
+        MonitoringWells,
+        ObservationDesign,
+        draw_prior,
+        synthesize_observations,
+        truth_from_store,
+    )
+
+    surrogate = load_surrogate(run_dir)
+    store = run_dir.parent / "store.zarr"
+    obs = synthesize_observations(truth_from_store(store, 0), ObservationDesign(wells=MonitoringWells()), 1)
+    prior = draw_prior(surrogate.domain.space, 6, 5)
+    config = InversionConfig(parameterisation="pca", n_modes=3, iterations=2)
+    app = UncertaintyApp(
+        surrogate, members=3, observations=obs, inversion_prior=prior, inversion_config=config
+    )
+    try:
+        app.mode.value = "posterior"
+        assert app.status.text == "press Run for an RML posterior ensemble of the observations"
+        ds = app.run().result(timeout=300)
+        assert ds.attrs["kind"] == "posterior" and ds.sizes["member"] == 3
+        assert app.status.text.startswith("done: 3 of 3 posterior members")
+        assert app.mean.figure.title.text.endswith("(3 members)") and app.results["prior"] is None
+    finally:
+        app.close()

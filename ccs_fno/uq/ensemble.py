@@ -203,7 +203,9 @@ class EnsembleStatistics:
         return ds
 
 
-def _calibrated_band(calibration: Calibration | None, level: float) -> np.ndarray | None:
+def calibrated_band(calibration: Calibration | None, level: float) -> np.ndarray | None:
+    """The pointwise band (time, z, x) of ``calibration`` at ``level`` for a conservative
+    ensemble (None without a calibration); a scaled calibration is refused."""
     if calibration is None:
         return None
     if calibration.data.attrs.get("scaled"):
@@ -253,7 +255,7 @@ def prior_ensemble(
         surrogate.grid,
         surrogate.times_days,
         thresholds,
-        band=_calibrated_band(calibration, level),
+        band=calibrated_band(calibration, level),
         max_saturation=surrogate.max_saturation,
         fields_path=fields_path,
     )

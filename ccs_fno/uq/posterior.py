@@ -29,7 +29,7 @@ import xarray as xr
 
 from ccs_fno.plume import PLUME_THRESHOLD
 from ccs_fno.uq.conformal import Calibration
-from ccs_fno.uq.ensemble import QUANTILES, EnsembleStatistics, _calibrated_band, check_members
+from ccs_fno.uq.ensemble import QUANTILES, EnsembleStatistics, calibrated_band, check_members
 
 
 def perturb_observations(observations: xr.Dataset, seed: int) -> xr.Dataset:
@@ -107,7 +107,7 @@ def posterior_ensemble(
         surrogate.grid,
         surrogate.times_days,
         thresholds,
-        band=_calibrated_band(calibration, level),
+        band=calibrated_band(calibration, level),
         max_saturation=surrogate.max_saturation,
     )
     log_k, misfit, cancelled, elapsed = [], [], False, 0.0

@@ -6,8 +6,9 @@ ensemble stops after the current batch and shows the members so far); "Export" w
 statistics as NetCDF. Panels: mean and standard deviation of the CO2 saturation, P(S > s*) and,
 with a calibration, its conservative variant P(S + band > s*); a fan chart of plume area (P10-P90
 shaded, P50, the conservative P90, the truth when known); the calibration table (nominal vs
-empirical coverage). A posterior is an ensemble Dataset of the same schema given to the app (an
-ensemble of inversions); without one the posterior switch says what is missing.
+empirical coverage). In posterior mode "Run" computes the randomised-maximum-likelihood posterior
+of the given observations (``ccs_fno.uq.posterior_ensemble``: one inversion per member), or the
+app shows a posterior ensemble Dataset given to it; without either the switch says what is missing.
 
 Everything shown is computed by ``ccs_fno.uq``; this module only displays it. Exceedance maps
 are computed for a fixed set of thresholds (``THRESHOLDS``) during the run, so moving s* never
@@ -26,7 +27,7 @@ import ipywidgets as widgets
 import numpy as np
 import xarray as xr
 
-from ccs_fno.uq import Calibration, prior_ensemble
+from ccs_fno.uq import Calibration, posterior_ensemble, prior_ensemble
 from ccs_fno.widgets.panels import (
     Banner,
     ColourScale,
@@ -48,6 +49,10 @@ FAN_LINES = {
     "truth": LineStyle("#d62728", "dashed"),
 }
 PROBABILITY = ColourScale("probability (-)", "Blues256", 0.0, 1.0)
+NO_OBSERVATIONS = (
+    "a posterior needs observations: pass observations= (ccs_fno.inversion.load_observations) for an "
+    "RML posterior, or posterior= (an ensemble Dataset of inversions)"
+)
 
 
 def _table_html(calibration: Calibration | None, table: xr.Dataset | None) -> str:
@@ -84,7 +89,9 @@ class UncertaintyApp:
     """Prior/posterior plume statistics of ``surrogate`` with its ``calibration`` (optional).
 
     ``space``: the prior (default: the surrogate's training space); ``prior`` / ``posterior``:
-    ensemble Datasets (``prior_ensemble``'s schema) to show at once; ``truth_area_m2``: a known
+    ensemble Datasets (``prior_ensemble``'s schema) to show at once; ``observations`` (an
+    observations Dataset), ``inversion_prior`` (a ``PriorEnsemble``; default drawn from ``space``)
+    and ``inversion_config`` (default pca, 32 modes) for posterior runs; ``truth_area_m2``: a known
     plume-area curve (m², one per report time) drawn on the fan chart; ``table``: the calibration table
     (``ccs_fno.uq.evaluate_calibration``); ``level``: the band of the conservative variant (default
     the highest calibrated); ``export_dir``: where "Export" writes.
@@ -98,6 +105,9 @@ class UncertaintyApp:
         space: Any = None,
         prior: xr.Dataset | None = None,
         posterior: xr.Dataset | None = None,
+        observations: xr.Dataset | None = None,
+        inversion_prior: Any = None,
+        inversion_config: Any = None,
         truth_area_m2: np.ndarray | None = None,
         table: xr.Dataset | None = None,
         members: int = 200,
@@ -114,6 +124,8 @@ class UncertaintyApp:
         else:  # default: the widest calibrated band
             self.level = float(calibration.levels[-1]) if level is None else calibration.check_level(level)
         self.results: dict[str, xr.Dataset | None] = {"prior": prior, "posterior": posterior}
+        self.observations, self.inversion_prior = observations, inversion_prior
+        self.inversion_config = inversion_config
         self._message = (
             ("info", "press Run for a prior ensemble")
             if prior is None
@@ -217,22 +229,19 @@ class UncertaintyApp:
             ds = self.result
             self.export_button.disabled = ds is None
             if ds is None:
-                what = (
-                    "no ensemble yet: press Run"
-                    if self.mode.value == "prior"
-                    else "no posterior: give the app an ensemble of inversions"
-                )
+                if self.mode.value == "prior" or self.observations is not None:
+                    what = "no ensemble yet: press Run"
+                else:
+                    what = "no posterior: no observations given"
                 for panel in (self.mean, self.std, self.exceed, self.conservative):
                     panel.placeholder(what)
                 for name in FAN_LINES:
                     self.fan.clear_line(name)
                 self.fan_band.visible = False
-                if self.mode.value == "posterior":
-                    self.status.show(
-                        "warning",
-                        "a posterior needs observations: pass posterior= (an ensemble of inversions of one "
-                        "observation set, same schema as a prior ensemble)",
-                    )
+                if self.mode.value == "posterior" and self.observations is None:
+                    self.status.show("warning", NO_OBSERVATIONS)
+                elif self.mode.value == "posterior":
+                    self.status.show("info", "press Run for an RML posterior ensemble of the observations")
                 else:
                     self.status.show(*self._message)
                 return
@@ -276,39 +285,71 @@ class UncertaintyApp:
 
     # -- actions -------------------------------------------------------------------------------
 
-    def run(self) -> Future:
-        """Run the prior ensemble in the background; return its future (the statistics)."""
+    def run(self) -> Future | None:
+        """Run the selected ensemble (prior, or the RML posterior of the observations) in the
+        background; return its future (the statistics), or None when a posterior has no
+        observations (the banner says so)."""
         with self._lock:
             if self.future is not None and not self.future.done():
                 return self.future
+            kind = self.mode.value
+            if kind == "posterior" and self.observations is None:
+                self.status.show("warning", NO_OBSERVATIONS)
+                return None
             n = int(self.members.value)
             self._cancel.clear()
             self.progress.max, self.progress.value = n, 0
             self.run_button.disabled, self.cancel_button.disabled = True, False
-            self.mode.value = "prior"
-            self._message = ("info", f"running {n} members through the surrogate ...")
+            what = "through the surrogate" if kind == "prior" else "inversions (RML posterior)"
+            self._message = ("info", f"running {n} {kind} members: {what} ...")
             self.status.show(*self._message)
-            self.future = self._executor.submit(self._run, n)
+            self.future = self._executor.submit(self._run, n, kind)
             return self.future
 
-    def _run(self, n: int) -> xr.Dataset:
+    def _posterior(self, n: int) -> xr.Dataset:
+        from ccs_fno.inversion import InversionConfig, draw_prior
+
+        prior = self.inversion_prior
+        if prior is None or prior.n_samples < n:
+            prior = self.inversion_prior = draw_prior(self.space, max(n, 2), self.master_seed + 1)
+        config = self.inversion_config or InversionConfig(
+            parameterisation="pca", n_modes=min(32, prior.n_samples - 1)
+        )
+        return posterior_ensemble(
+            self.surrogate,
+            self.observations,
+            prior,
+            n,
+            config,
+            seed=self.master_seed,
+            thresholds=THRESHOLDS,
+            calibration=self.calibration,
+            level=self.level,
+            progress=self._progress,
+            should_stop=self._cancel.is_set,
+        )
+
+    def _run(self, n: int, kind: str = "prior") -> xr.Dataset:
         import warnings
 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the prior is the training distribution
-                ds = prior_ensemble(
-                    self.surrogate,
-                    n,
-                    self.space,
-                    self.master_seed,
-                    thresholds=THRESHOLDS,
-                    batch_size=self.batch_size,
-                    calibration=self.calibration,
-                    level=self.level,
-                    progress=self._progress,
-                    should_stop=self._cancel.is_set,
-                )
+                if kind == "posterior":
+                    ds = self._posterior(n)
+                else:
+                    ds = prior_ensemble(
+                        self.surrogate,
+                        n,
+                        self.space,
+                        self.master_seed,
+                        thresholds=THRESHOLDS,
+                        batch_size=self.batch_size,
+                        calibration=self.calibration,
+                        level=self.level,
+                        progress=self._progress,
+                        should_stop=self._cancel.is_set,
+                    )
         except Exception as err:
             with self._lock:
                 self._message = ("error", f"the ensemble failed: {err}")
@@ -316,11 +357,14 @@ class UncertaintyApp:
                 self.run_button.disabled, self.cancel_button.disabled = False, True
             raise
         with self._lock:
-            self.results["prior"] = ds
+            self.results[kind] = ds
             self.run_button.disabled, self.cancel_button.disabled = False, True
             done = ds.sizes["member"]
-            seconds = ds.attrs["sampling_s"] + ds.attrs["predict_s"]
-            text = f"{done} of {n} members ({seconds:.1f} s of sampling and prediction)"
+            if kind == "posterior":
+                text = f"{done} of {n} posterior members ({ds.attrs['inversion_s']:.1f} s of inversion)"
+            else:
+                seconds = ds.attrs["sampling_s"] + ds.attrs["predict_s"]
+                text = f"{done} of {n} members ({seconds:.1f} s of sampling and prediction)"
             cancelled = bool(ds.attrs["cancelled"])
             self._message = ("warning", f"cancelled: {text}") if cancelled else ("info", f"done: {text}")
             self.refresh()

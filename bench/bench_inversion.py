@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prior-samples", type=int, default=400)
     parser.add_argument("--prior-seed", type=int, default=31337, help="master seed of the prior draw")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--speed",
+        type=int,
+        default=0,
+        help="only time this many inversions of the first truth (wall and CPU s)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
@@ -121,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         prior,
         InversionConfig(iterations=3, parameterisation=args.parameterisation, n_modes=args.n_modes),
     )
+    if args.speed:
+        speed(args, surrogate, prior, config, say)
+        return
     say(
         "truth setup | snr_dB start->inv | lnk_relL2 start->inv | chi2/N | forecast relL2 @1000d: "
         "prior-mean(sim) inverted(sim) inverted(surrogate) | ratio sim | s/inversion | load1"
@@ -210,6 +219,27 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         args.out.write_text("\n".join(say.lines) + "\n")
         args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def speed(args, surrogate, prior, config, say) -> None:
+    """Wall-clock and CPU seconds (this process) of ``args.speed`` inversions: on one thread the CPU
+    time is what an idle core would take, whatever else shares the machine."""
+    obs = synthesize_observations(
+        truth_from_store(args.store, args.first), SETUPS["full-field"](args.noise), 0
+    )
+    walls, cpus = [], []
+    for _ in range(args.speed):
+        wall, cpu = time.perf_counter(), time.process_time()
+        invert(surrogate, obs, prior, config)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+        say(
+            f"inversion ({args.iterations} iterations, {args.threads} thread): wall {walls[-1]:.2f} s, "
+            f"CPU {cpus[-1]:.2f} s, load1 {os.getloadavg()[0]:.1f}"
+        )
+    say(f"median: wall {np.median(walls):.2f} s, CPU {np.median(cpus):.2f} s")
+    if args.out:
+        args.out.write_text("\n".join(say.lines) + "\n")
 
 
 if __name__ == "__main__":

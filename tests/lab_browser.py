@@ -190,3 +190,26 @@ def open_notebook(page, lab: Lab, notebook: str, timeout_s: float = 120.0) -> No
     """Open ``notebook`` in JupyterLab and wait for its kernel (nothing run)."""
     page.goto(lab.notebook_url(notebook))
     page.wait_for_function(KERNEL_IDLE_JS, timeout=timeout_s * 1000)
+
+
+@contextmanager
+def checked_page(lab: Lab, width: int, height: int, timeout_ms: float) -> Iterator:
+    """``chromium_page`` with ``timeout_ms`` as its default timeout that fails, when it closes,
+    on any JavaScript error the page raised."""
+    errors: list[str] = []
+    with chromium_page(lab, width, height) as page:
+        page.set_default_timeout(timeout_ms)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        yield page
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def wait_for_figures(page, predicate, what: str, timeout_s: float = 120.0) -> dict:
+    """Poll ``bokeh_figures(page)`` until ``predicate(figures)`` holds; return them (or fail
+    saying ``what`` never showed)."""
+    for _ in range(int(timeout_s * 10)):
+        figures = bokeh_figures(page)
+        if figures and predicate(figures):
+            return figures
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the page never showed {what}; figures now: {bokeh_figures(page)}")

@@ -131,7 +131,12 @@ class InversionApp:
         )
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.cancel_button = widgets.Button(description="Cancel", icon="stop", disabled=True)
-        self.verify_button = widgets.Button(description="Verify with simulator", icon="check", disabled=True)
+        self.verify_button = widgets.Button(
+            description="Verify with simulator",
+            icon="check",
+            disabled=True,
+            layout=widgets.Layout(width="auto"),
+        )
         self.clear_button = widgets.Button(description="Clear wells", icon="eraser")
         self.export_path = widgets.Text(value=export_path, description="export to")
         self.export_button = widgets.Button(description="Export", icon="download", disabled=True)

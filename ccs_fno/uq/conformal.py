@@ -169,6 +169,41 @@ def plume_curves(
     return area, extent
 
 
+def check_sample_counts(
+    n: int,
+    levels: Sequence[float],
+    delta: float,
+    confidence: float | None = None,
+    field_shape: str = "pointwise",
+    scale: Any = None,
+) -> tuple[np.ndarray, float, bool, int]:
+    """Refuse bad levels, delta or shape, and too few calibration samples (naming how many are
+    needed), before any work. Returns (sorted levels, delta, whether the sample-level band is
+    pointwise-shaped, the rank of lambda among the field scores)."""
+    levels = _levels(levels)
+    delta = check_probability("delta", delta)
+    if field_shape not in FIELD_SHAPES:
+        raise ValueError(f"field_shape must be one of {FIELD_SHAPES}, got {field_shape!r}")
+    shaped = field_shape == "pointwise" and scale is None
+    n_shape, n_lambda = ((n + 1) // 2, n // 2) if shaped else (n, n)
+    for level in levels:
+        conformal_rank(n, 1.0 - level)
+    try:
+        if shaped:
+            for level in levels:
+                conformal_rank(n_shape, 1.0 - level)
+        k_field = field_rank(n_lambda, delta, confidence)
+    except ValueError as err:
+        if not shaped:
+            raise
+        raise ValueError(
+            f"the pointwise-shaped sample-level band fits its shape on {n_shape} and lambda on "
+            f"{n_lambda} of the {n} calibration samples: {err}. Use about twice the samples it "
+            "names, or field_shape='absolute'"
+        ) from None
+    return levels, delta, shaped, k_field
+
+
 class Calibration:
     """Conformal error bands of one surrogate, fitted on held-out calibration samples.
 
@@ -260,27 +295,7 @@ class Calibration:
         times = np.asarray(times_days, dtype=np.float64)
         if times.shape != (nt,):
             raise ValueError(f"times_days must have {nt} entries (one per report time), got {times.shape}")
-        levels = _levels(levels)
-        delta = check_probability("delta", delta)
-        if field_shape not in FIELD_SHAPES:
-            raise ValueError(f"field_shape must be one of {FIELD_SHAPES}, got {field_shape!r}")
-        shaped = field_shape == "pointwise" and scale is None
-        n_shape, n_lambda = ((n + 1) // 2, n // 2) if shaped else (n, n)
-        for level in levels:
-            conformal_rank(n, 1.0 - level)  # refuse too few samples before any work
-        try:
-            if shaped:
-                for level in levels:
-                    conformal_rank(n_shape, 1.0 - level)
-            k_field = field_rank(n_lambda, delta, confidence)
-        except ValueError as err:
-            if not shaped:
-                raise
-            raise ValueError(
-                f"the pointwise-shaped sample-level band fits its shape on {n_shape} and lambda on "
-                f"{n_lambda} of the {n} calibration samples: {err}. Use about twice the samples it "
-                "names, or field_shape='absolute'"
-            ) from None
+        levels, delta, shaped, k_field = check_sample_counts(n, levels, delta, confidence, field_shape, scale)
         errors = np.abs(pred - true)
         cell_scores = errors if scale is None else errors / _positive_scale(scale)
         cells = _per_sample_cells(injector_zx, n)
@@ -517,10 +532,7 @@ def calibrate(
     summary = read_store(store)
     indices = summary.check_done(indices)
     _refuse_training_samples(surrogate, summary.path, indices)
-    levels = _levels(levels)
-    for level in levels:  # before any prediction
-        conformal_rank(int(indices.size), 1.0 - level)
-    field_rank(int(indices.size), check_probability("delta", delta), confidence)
+    check_sample_counts(int(indices.size), levels, delta, confidence, field_shape)  # before predicting
     pred, truth = predict_store(surrogate, summary, indices, batch_size)
     source = {"store": summary.path, "samples": indices.tolist()}
     return Calibration.fit(

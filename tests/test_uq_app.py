@@ -16,7 +16,7 @@ import numpy as np
 import papermill
 import pytest
 import xarray as xr
-from lab_browser import bokeh_figures, chromium_page, jupyter_lab, open_and_run_all, require_chromium
+from lab_browser import checked_page, jupyter_lab, open_and_run_all, require_chromium, wait_for_figures
 from playwright.sync_api import expect
 from stores import build_store
 from tiny_run import TINY_TIMES_DAYS, build_tiny_run
@@ -107,26 +107,16 @@ def lab(run_dir, tmp_path_factory):
     assert not server.external_requests, f"requests left the machine: {server.external_requests}"
 
 
-def _wait_for(page, predicate, what: str, timeout_s: float = 120.0):
-    for _ in range(int(timeout_s * 10)):
-        figures = bokeh_figures(page)
-        if figures and predicate(figures):
-            return figures
-        page.wait_for_timeout(100)
-    raise AssertionError(f"the page never showed {what}; figures now: {bokeh_figures(page)}")
-
-
 @pytest.mark.timeout(900)
 def test_uq_app_in_jupyterlab(lab):
-    errors: list[str] = []
-    with chromium_page(lab, *WINDOW) as page:
-        page.set_default_timeout(UI_TIMEOUT_MS)
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with checked_page(lab, *WINDOW, UI_TIMEOUT_MS) as page:  # fails on any JavaScript error
         open_and_run_all(page, lab, "uq.ipynb", timeout_s=UI_TIMEOUT_MS / 1000)
         app = page.locator(".jp-OutputArea-output", has=page.locator("button", has_text="Cancel"))
         expect(app).to_have_count(1, timeout=UI_TIMEOUT_MS)
         expect(app.locator(".bk-Canvas")).to_have_count(5, timeout=UI_TIMEOUT_MS)  # 4 maps, 1 fan chart
-        figures = _wait_for(page, lambda f: "(8 members)" in f.get("mean", {}).get("title", ""), "the prior")
+        figures = wait_for_figures(
+            page, lambda f: "(8 members)" in f.get("mean", {}).get("title", ""), "the prior"
+        )
         assert figures["exceedance"]["title"] == "P(S > 0.05) at 1000 d"
         assert figures["conservative"]["title"] == "P(S + 80% band > 0.05) at 1000 d"
         # a map is drawn with its colour bar, or says in words that it would be zero everywhere
@@ -153,7 +143,7 @@ def test_uq_app_in_jupyterlab(lab):
         members.fill("24")
         members.press("Enter")
         app.locator("button", has_text="Run").click()
-        _wait_for(page, lambda f: "(24 members)" in f["mean"]["title"], "24 members")
+        wait_for_figures(page, lambda f: "(24 members)" in f["mean"]["title"], "24 members")
         expect(app.locator(".ccs-banner-info")).to_contain_text("done: 24 of 24 members")
 
         # the threshold slider, with the keyboard: the exceedance map redraws (model and pixels)
@@ -165,7 +155,7 @@ def test_uq_app_in_jupyterlab(lab):
         slider.locator(".noUi-handle").focus()
         page.keyboard.press("ArrowLeft")
         page.keyboard.press("ArrowLeft")
-        _wait_for(page, lambda f: f["exceedance"]["title"] == "P(S > 0.01) at 1000 d", "s* = 0.01")
+        wait_for_figures(page, lambda f: f["exceedance"]["title"] == "P(S > 0.01) at 1000 d", "s* = 0.01")
         page.wait_for_timeout(300)
         assert canvas.screenshot() != before, "the exceedance map did not change"
         app.screenshot(path=ARTIFACTS / "uq_app.png")
@@ -178,12 +168,11 @@ def test_uq_app_in_jupyterlab(lab):
         assert (lab.root_dir / "uq" / "uq_prior.nc").is_file()
         app.get_by_role("button", name="posterior").click()
         expect(app.locator(".ccs-banner-warning")).to_contain_text("a posterior needs observations")
-        _wait_for(
+        wait_for_figures(
             page,
             lambda f: f["mean"]["labels"] == ["no posterior: no observations given"],
             "",
         )
-    assert not errors, f"JavaScript errors in the page: {errors}"
 
 
 def test_app_runs_an_rml_posterior_of_observations(run_dir, tmp_path):

@@ -231,7 +231,7 @@ def test_inversion_recovers_a_known_field_better_than_the_start(tiny, crime):
 def test_cellwise_adam_respects_bounds_and_lowers_the_misfit(tiny, crime):
     _, surrogate, prior = tiny
     _, obs = crime
-    config = InversionConfig(regulariser="tv", weight=0.01, bounds_md=(25.0, 100.0), iterations=40)
+    config = InversionConfig("cellwise", "tv", weight=0.01, bounds_md=(25.0, 100.0), iterations=40)
     result = invert(surrogate, obs, prior, config)
     k = result["permeability"].values
     assert k.min() >= 25.0 and k.max() <= 100.0
@@ -278,7 +278,8 @@ def test_result_dataset_agrees_with_predict_and_round_trips(tiny, truth, tmp_pat
     assert provenance["observations"]["n_data"] == n
     for name in ("r.nc", "r.zarr"):
         path = save_result(result, tmp_path / name)
-        back = xr.open_dataset(path, engine="zarr" if name.endswith("zarr") else None).load()
+        zarr = {"engine": "zarr", "consolidated": False} if name.endswith("zarr") else {}
+        back = xr.open_dataset(path, **zarr).load()
         xr.testing.assert_allclose(back["permeability"], result["permeability"])
         assert back["well_name"].values.tolist() == result["well_name"].values.tolist()
         assert json.loads(back.attrs["provenance"]) == provenance
@@ -375,7 +376,11 @@ def test_bad_input_names_the_value_and_what_is_allowed(tiny, truth, tmp_path):
     with pytest.raises(ObservationsError, match=r"well_saturation holds nan at index \(3,\)"):
         validate_observations(nan)
     with pytest.raises(ValueError, match=r"bounds must be finite and > 0 mD, got \(0.0, 100.0\)"):
-        invert(surrogate, obs, prior, InversionConfig(bounds_md=(0.0, 100.0)))
+        InversionConfig("cellwise", bounds_md=(0.0, 100.0))
+    with pytest.raises(
+        ValueError, match=r"bounds_md \(10.0, 100.0\) applies to the cellwise parameterisation"
+    ):
+        InversionConfig("pca", bounds_md=(10, 100))
     with pytest.raises(
         ObservationsError, match=r"is not an observations file: attrs\['schema'\] is 'ccs-fno-store'"
     ):

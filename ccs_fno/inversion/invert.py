@@ -11,7 +11,8 @@ prior adding r^2 / (2 N) to R). The gradient flows through the FNO (``surrogate.
 the normalisers' torch encoding. Each restart starts at the prior mean (restart 0) or a prior
 sample; the restart with the smallest final J is the result. ``progress`` is called after every
 iteration; setting ``cancel`` (a ``threading.Event``) stops the run at the next iteration and
-returns the best state so far with ``attrs["status"] == "cancelled"``.
+returns the model reached so far (or an earlier restart's, if it fitted better) with
+``attrs["status"] == "cancelled"``.
 
 The result is an ``xarray.Dataset`` with the inverted permeability (``permeability`` mD,
 ``log_permeability``), the start (``start_permeability``), the observed and ``predicted_*`` data
@@ -47,7 +48,7 @@ from ccs_fno.inversion.observations import (
 )
 from ccs_fno.inversion.operator import ObservationOperator, observed_data
 from ccs_fno.inversion.optimisers import build_inversion_optimizer, inversion_optimizer_names
-from ccs_fno.inversion.parameterisations import build_parameterisation
+from ccs_fno.inversion.parameterisations import build_parameterisation, check_bounds, parameterisation_names
 from ccs_fno.inversion.prior import PriorEnsemble
 from ccs_fno.nn import reduced_dtype
 
@@ -59,15 +60,17 @@ class InversionConfig:
     """Settings of one inversion (see the module docstrings of ``parameterisations`` and
     ``optimisers`` for the meaning of each choice).
 
-    ``weight``: regulariser weight (cellwise: multiplies the face-mean Tikhonov/TV value; pca:
-    1 = MAP). ``bounds_md``: (low, high) box of the cellwise permeability (None: the prior's
-    range widened by 10 %). ``iterations`` per restart; ``restarts`` >= 1; ``seed`` draws the
-    restart starts. ``learning_rate``: None = the optimiser's default (adam 0.05, lbfgs 1).
+    ``parameterisation``: ``"pca"`` (default: the better one in ``bench/bench_inversion.py``) or
+    ``"cellwise"``. ``weight``: the regulariser weight; None: 1 for pca (the Gaussian-prior MAP)
+    and 0.1 for cellwise (multiplies the face-mean Tikhonov/TV value). ``bounds_md``: (low, high)
+    mD box of the cellwise permeability (None: the prior's range widened by 10 %; pca is
+    unbounded). ``iterations`` per restart; ``restarts`` >= 1; ``seed`` draws the restart starts.
+    ``learning_rate``: None = the optimiser's default (adam 0.05, lbfgs 1).
     """
 
-    parameterisation: str = "cellwise"
+    parameterisation: str = "pca"
     regulariser: str = "tikhonov"
-    weight: float = 0.1
+    weight: float | None = None
     tv_epsilon: float = 0.01
     bounds_md: tuple[float, float] | None = None
     n_modes: int = 32
@@ -88,8 +91,22 @@ class InversionConfig:
             raise ValueError(
                 f"optimizer must be one of {inversion_optimizer_names()}, got {self.optimizer!r}"
             )
+        if self.parameterisation not in parameterisation_names():
+            raise ValueError(
+                f"parameterisation must be one of {parameterisation_names()}, got {self.parameterisation!r}"
+            )
         if not (math.isfinite(self.rate_log_std) and self.rate_log_std > 0):
             raise ValueError(f"rate_log_std must be finite and > 0, got {self.rate_log_std!r}")
+        if self.bounds_md is not None:
+            object.__setattr__(self, "bounds_md", check_bounds(self.bounds_md))
+            if self.parameterisation == "pca":
+                raise ValueError(
+                    f"bounds_md {self.bounds_md!r} applies to the cellwise parameterisation; pca is "
+                    "unbounded (its Gaussian prior keeps ln k near the prior): drop bounds_md or use "
+                    "parameterisation='cellwise'"
+                )
+        if self.weight is None:
+            object.__setattr__(self, "weight", 1.0 if self.parameterisation == "pca" else 0.1)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))

@@ -362,11 +362,9 @@ class InversionApp:
         return ObservationDesign(wells=wells, snapshots=snapshots, noise_std=float(self.noise.value))
 
     def config(self) -> InversionConfig:
-        pca = self.parameterisation.value == "pca"
         return InversionConfig(
             parameterisation=self.parameterisation.value,
             n_modes=self.n_modes,
-            weight=1.0 if pca else 0.1,
             iterations=int(self.iterations.value),
         )
 

@@ -395,6 +395,22 @@ def test_training_data_keeps_a_calibration_split_through_restore(tiny):
     assert "calibration" not in plain.split and "calibration" not in plain.fingerprint()["split_sha256"]
 
 
+def notebook_05_parameters(run_dir: Path, root: Path) -> dict:
+    """Tiny papermill parameters of notebook 05 (also used by the browser test of the app):
+    16 held-out simulations (8 calibrate), an 80 % band, an 8-member prior."""
+    return {
+        "run_dir": str(run_dir),
+        "heldout_path": str(root / "heldout.zarr"),
+        "n_heldout": 16,
+        "levels": [0.8],
+        "delta": 0.25,
+        "n_members": 8,
+        "batch_size": 4,
+        "out_dir": str(root / "uq"),
+        "figures_dir": str(root / "figures"),
+    }
+
+
 def test_notebook_05_runs_headless_on_the_tiny_surrogate(tiny, tmp_path):
     import nbformat
     import papermill
@@ -405,17 +421,7 @@ def test_notebook_05_runs_headless_on_the_tiny_surrogate(tiny, tmp_path):
     papermill.execute_notebook(
         notebooks / "05_uncertainty.ipynb",
         output,
-        parameters={
-            "run_dir": str(run_dir),
-            "heldout_path": str(tmp_path / "heldout.zarr"),
-            "n_heldout": 16,
-            "levels": [0.8],
-            "delta": 0.25,
-            "n_members": 8,
-            "batch_size": 4,
-            "out_dir": str(tmp_path / "uq"),
-            "figures_dir": str(tmp_path / "figures"),
-        },
+        parameters=notebook_05_parameters(run_dir, tmp_path),
         cwd=str(notebooks),
         progress_bar=False,
         execution_timeout=300,

@@ -19,6 +19,7 @@ import xarray as xr
 from lab_browser import checked_page, jupyter_lab, open_and_run_all, require_chromium, wait_for_figures
 from playwright.sync_api import expect
 from stores import build_store
+from test_uq import notebook_05_parameters
 from tiny_run import TINY_TIMES_DAYS, build_tiny_run
 
 from ccs_fno.data import heldout_split, read_store
@@ -87,17 +88,7 @@ def lab(run_dir, tmp_path_factory):
     papermill.execute_notebook(  # only inject the parameters: JupyterLab runs it
         NOTEBOOK,
         root / "uq.ipynb",
-        parameters={
-            "run_dir": str(run_dir),
-            "heldout_path": str(root / "heldout.zarr"),
-            "n_heldout": 16,
-            "levels": [0.8],
-            "delta": 0.25,
-            "n_members": 8,
-            "batch_size": 4,
-            "out_dir": str(root / "uq"),
-            "figures_dir": str(root / "figures"),
-        },
+        parameters=notebook_05_parameters(run_dir, root),
         prepare_only=True,
         progress_bar=False,
     )

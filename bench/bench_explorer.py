@@ -16,6 +16,15 @@ Scrubbing: the time slider's handle gets ``--scrub-keys`` arrow presses ``--scru
 apart (key repeat); printed are the frames drawn, the largest lag (slider steps between the time
 drawn and the time asked for when a frame is painted), the stale frames drawn after the last key
 press before the final one, and the time from the last key press to the final frame.
+
+``--kernel``: no browser; the explorer in this process (its panels' ipywidget built, so every
+Bokeh change is serialised for the browser as in a kernel) and the same control changes made on
+its widgets. Printed per control: the whole reaction (median, max), its parts as the explorer
+times them (``ScenarioExplorer.timings_ms``: geology, surrogate, panels incl. the Bokeh
+messages' serialisation, trust banner incl. the domain check), the Bokeh changes sent and their
+bytes (PATCH-DOC JSON + binary buffers).
+
+    .venv/bin/python bench/bench_explorer.py --kernel --run-dir default --repeats 8
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import papermill
@@ -66,21 +76,40 @@ PROBE_JS = """() => {
 RESET_JS = (
     "() => { const p = window.__probe; p.input = null; p.changes = []; p.painted = null; p.frames = []; }"
 )
-STATE_JS = "() => ({input: __probe.input, changes: __probe.changes.length, last: __probe.changes.at(-1) ?? null, painted: __probe.painted, now: performance.now(), frames: __probe.frames})"  # noqa: E501
+STATE_JS = "() => ({input: __probe.input, changes: __probe.changes.length, first: __probe.changes[0] ?? null, last: __probe.changes.at(-1) ?? null, painted: __probe.painted, now: performance.now(), frames: __probe.frames})"  # noqa: E501
 
 
 def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def wait_for_update(page, timeout_s: float = 30.0) -> float | None:
-    """Milliseconds from the input event to the paint of the update's last change (None: no change)."""
+@dataclass(frozen=True)
+class Update:
+    """One update as the page saw it (ms): input event -> first Bokeh change (the kernel's work
+    and the messages' way there), first -> last change (the rest of the update arriving and
+    being applied), last change -> the end of the frame that painted it; and the changes."""
+
+    total_ms: float
+    to_first_ms: float
+    first_to_last_ms: float
+    to_paint_ms: float
+    changes: int
+
+
+def wait_for_update(page, timeout_s: float = 30.0) -> Update | None:
+    """The update after an input event, once no Bokeh change came for ``QUIET_MS`` (None: none)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         s = page.evaluate(STATE_JS)
         if s["changes"] and s["painted"] is not None and s["painted"] >= s["last"]:
             if s["now"] - s["last"] > QUIET_MS:
-                return s["painted"] - s["input"]
+                return Update(
+                    s["painted"] - s["input"],
+                    s["first"] - s["input"],
+                    s["last"] - s["first"],
+                    s["painted"] - s["last"],
+                    s["changes"],
+                )
         page.wait_for_timeout(50)
     return None
 
@@ -88,24 +117,23 @@ def wait_for_update(page, timeout_s: float = 30.0) -> float | None:
 def slider(app, page, label: str):
     handle = app.locator(".widget-hslider", has=page.get_by_text(label, exact=True)).locator(".noUi-handle")
 
-    def change(i: int) -> None:  # one step, back and forth, never against an end of the range
+    def change(i: int) -> None:  # one step to a value not seen before: right, left at the end
         handle.focus()
-        now, low, high = (float(handle.get_attribute(f"aria-value{a}")) for a in ("now", "min", "max"))
-        right = now <= low or (now < high and i % 2 == 0)
-        page.keyboard.press("ArrowRight" if right else "ArrowLeft")
+        now, high = (float(handle.get_attribute(f"aria-value{a}")) for a in ("now", "max"))
+        page.keyboard.press("ArrowRight" if now < high else "ArrowLeft")
 
     return change
 
 
-def measure(page, change, repeats: int, name: str = "") -> list[float]:
+def measure(page, change, repeats: int, name: str = "") -> list[Update]:
     out = []
     for i in range(repeats):
         page.evaluate(RESET_JS)
         change(i)
-        ms = wait_for_update(page)
-        if ms is None:
+        update = wait_for_update(page)
+        if update is None:
             raise RuntimeError(f"changing {name!r} drew nothing within 30 s")
-        out.append(ms)
+        out.append(update)
     return out
 
 
@@ -129,15 +157,135 @@ def scrub(page, app, keys: int, interval_ms: int, n_times: int) -> dict:
     return {"pressed": pressed, "frames": frames}
 
 
+def kernel_profile(run_dir: str, repeats: int) -> None:
+    """The explorer's kernel side per control (see the module docstring, ``--kernel``)."""
+    from bokeh.protocol import Protocol
+
+    from ccs_fno.widgets import ScenarioExplorer
+
+    start = time.perf_counter()
+    explorer = ScenarioExplorer.from_run(run_dir)
+    assert explorer.widget is not None  # its BokehModel built: every document change is serialised
+    print(f"explorer built in {time.perf_counter() - start:.1f} s")
+    c = explorer.controls
+    events: list = []
+    explorer.views.layout.document.on_change(events.append)
+
+    def step(widget, factor: float | None = None):
+        def change(i: int) -> None:  # one step to a value not seen before (log sliders: by factor)
+            if factor is not None:
+                up = widget.value * factor <= 10**widget.max
+                widget.value = widget.value * (factor if up else 1 / factor)
+            else:
+                up = widget.value + widget.step <= widget.max
+                widget.value = widget.value + (widget.step if up else -widget.step)
+
+        return change
+
+    def param(description: str):
+        return next(w for w in c.scenario_widgets() if getattr(w, "description", "") == description)
+
+    def seed(i: int) -> None:
+        c.seed.value = 1 + i
+
+    def wells(i: int) -> None:
+        explorer.wells_into_channel()
+
+    def kind(i: int) -> None:
+        c.geology.value = "gaussian" if i % 2 == 0 else "channel"
+
+    controls = {
+        "time slider": lambda i: setattr(c.time, "value", c.time.value - 1),
+        "injection rate": step(c.rate),
+        "injector depth": step(c.injector_depth),
+        "producer depth": step(c.producer_depth),
+        "channel permeability": step(param("channel (mD)"), 1.05),
+        "host-rock permeability": step(param("host rock (mD)"), 1.05),
+        "channel thickness": step(param("thickness (m)")),
+        "geology seed": seed,
+        "wells into channel": wells,
+        "geology kind": kind,
+    }
+    gaussian = {
+        "gaussian mean k": step(param("mean k (mD)"), 1.05),
+        "gaussian variance": step(param("variance ln k")),
+        "gaussian length": step(param("length (m)")),
+        "gaussian anisotropy": step(param("anisotropy")),
+        "gaussian dip": step(param("dip (deg)")),
+        "gaussian covariance": lambda i: setattr(
+            param("covariance"), "value", ("exponential", "matern", "gaussian")[i % 3]
+        ),
+    }
+    rows = []
+    for name, change in {**controls, **gaussian}.items():
+        if name == "gaussian mean k":
+            c.geology.value = "gaussian"
+        totals, cpus, parts, counts, sizes = [], [], [], [], []
+        for i in range(repeats):
+            if name == "wells into channel":  # the wells move only after the seed moved the channel
+                c.seed.value = 100 + i
+            if name == "gaussian covariance":  # on a new seed: a field not generated before
+                c.seed.value = 200 + i
+            events.clear()
+            start, cpu = time.perf_counter(), time.process_time()
+            change(i)
+            totals.append(1e3 * (time.perf_counter() - start))
+            cpus.append(1e3 * (time.process_time() - cpu))
+            parts.append(dict(getattr(explorer, "timings_ms", {})))  # older explorers: none
+            counts.append(len(events))
+            size = 0
+            for event in events:
+                message = Protocol().create("PATCH-DOC", [event])
+                size += len(message.content_json) + sum(len(b.to_bytes()) for b in message.buffers)
+            sizes.append(size)
+        part = {
+            key: statistics.median(p.get(key, 0.0) for p in parts)
+            for key in ("geology", "surrogate", "panels", "trust")
+        }
+        rows.append(
+            (name, totals, statistics.median(cpus), part, statistics.median(counts), statistics.median(sizes))
+        )
+    c.geology.value = "channel"
+    explorer.close()
+    print(f"\nexplorer kernel side, run {run_dir}, {repeats} changes per control (ms; medians but max)")
+    print(
+        "cpu: CPU time of this process (all its threads) for the change, median: the work, whatever the load"
+    )
+    head = (
+        "control",
+        "median",
+        "max",
+        "cpu",
+        "geology",
+        "surrogate",
+        "panels",
+        "trust",
+        "changes",
+        "kB sent",
+    )
+    print("  {:<24s} {:>7s} {:>7s} {:>6s} {:>8s} {:>10s} {:>7s} {:>6s} {:>8s} {:>8s}".format(*head))
+    for name, totals, cpu, part, count, size in rows:
+        print(
+            f"  {name:<24s} {statistics.median(totals):7.1f} {max(totals):7.1f} {cpu:6.1f} "
+            f"{part['geology']:8.1f} {part['surrogate']:10.1f} {part['panels']:7.1f} {part['trust']:6.1f} "
+            f"{count:8.0f} {size / 1e3:8.1f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", default="default", help='a `ccs-fno train` run, or "default"')
     parser.add_argument("--repeats", type=int, default=8, help="changes per control")
     parser.add_argument("--scrub-keys", type=int, default=20)
     parser.add_argument("--scrub-interval-ms", type=int, default=33)
+    parser.add_argument("--kernel", action="store_true", help="the kernel side only, no browser")
     args = parser.parse_args(argv)
     run_dir = args.run_dir if args.run_dir == "default" else str(Path(args.run_dir).resolve())
     print(f"load at start: {load()}")
+    if args.kernel:
+        kernel_profile(run_dir, args.repeats)
+        print(f"load at end: {load()}")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "lab"
         root.mkdir()
@@ -203,9 +351,12 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = measure(page, slider(app, page, label), args.repeats, name)
             covariance = app.locator(".widget-dropdown", has_text="covariance").locator("select")
             options = covariance.locator("option").all_inner_texts()
-            results["gaussian covariance"] = measure(
-                page, lambda i: covariance.select_option(options[(i + 1) % len(options)]), args.repeats
-            )
+            results["gaussian covariance"] = []
+            for i in range(args.repeats):  # each on a new seed: a field not generated before
+                seed(200 + i)
+                wait_for_update(page)
+                change = lambda i: covariance.select_option(options[(i + 1) % len(options)])  # noqa: E731
+                results["gaussian covariance"] += measure(page, change, 1)
             geology.select_option("channel")
             wait_for_update(page)
             scrubbed = scrub(page, app, args.scrub_keys, args.scrub_interval_ms, n_times=51)
@@ -213,9 +364,19 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nexplorer end-to-end latency in JupyterLab + Chromium, run {run_dir} ({n_docs} Bokeh document)")
     print("input event -> frame painted with the update's last change; repeats per control:", args.repeats)
-    print(f"  {'control':<26s} {'median ms':>10s} {'max ms':>8s}")
-    for name, ms in results.items():
-        print(f"  {name:<26s} {statistics.median(ms):10.0f} {max(ms):8.0f}")
+    print("medians of its parts: input -> first Bokeh change, first -> last change, last change -> painted")
+    head = ("control", "median ms", "max ms", "->first", "first->last", "->painted", "changes")
+    print("  {:<26s} {:>10s} {:>8s} {:>8s} {:>12s} {:>10s} {:>8s}".format(*head))
+    for name, updates in results.items():
+        total = [u.total_ms for u in updates]
+        parts = [
+            statistics.median(getattr(u, part) for u in updates)
+            for part in ("to_first_ms", "first_to_last_ms", "to_paint_ms", "changes")
+        ]
+        print(
+            f"  {name:<26s} {statistics.median(total):10.0f} {max(total):8.0f} {parts[0]:8.0f} "
+            f"{parts[1]:12.0f} {parts[2]:10.0f} {parts[3]:8.0f}"
+        )
     pressed, frames = scrubbed["pressed"], scrubbed["frames"]
 
     def shown(frame) -> int:

@@ -7,7 +7,7 @@ commands that made the data and the model, seeds, data configuration, errors, ma
 
     python bench/package_default_surrogate.py RUN_DIR \\
         --generate-command "ccs-fno generate ..." --train-command "ccs-fno train ..." \\
-        --heldout STORE [STORE ...]
+        --heldout STORE [STORE ...] [--calibration CALIBRATION.nc --calibration-command "..."]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ccs_fno.checkpoint import atomic_torch_save, atomic_write_bytes
 from ccs_fno.domain import TrainingDomain
 from ccs_fno.run_dir import PROVENANCE_FILE, load_model_file
 from ccs_fno.surrogate import DEFAULT_SURROGATE, evaluate, load_surrogate
+from ccs_fno.uq import Calibration
 from data_gen.store import read_config
 
 
@@ -41,6 +42,12 @@ def main() -> None:
     parser.add_argument("--train-command", required=True)
     parser.add_argument("--heldout", nargs="*", default=[], type=Path, help="held-out stores to evaluate on")
     parser.add_argument("--out", type=Path, default=DEFAULT_SURROGATE)
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        help="a calibration.nc fitted on held-out simulations (bench/bench_uq.py calibration --save)",
+    )
+    parser.add_argument("--calibration-command", default="", help="the command that fitted it")
     args = parser.parse_args()
 
     state = load_model_file(args.run_dir)
@@ -91,6 +98,17 @@ def main() -> None:
             "command": "python bench/package_default_surrogate.py ...",
         },
     }
+    if args.calibration is not None:
+        calibration = Calibration.load(args.calibration)
+        if not calibration.fits(surrogate.grid, surrogate.times_days):
+            raise SystemExit(f"{args.calibration} was fitted on another grid or other report times")
+        calibration.save(args.out)
+        provenance["calibration"] = {
+            "command": args.calibration_command,
+            "n_calibration": int(calibration.data.attrs["n_calibration"]),
+            "levels": calibration.data["level"].values.tolist(),
+            "source": json.loads(calibration.data.attrs["source"]),
+        }
     atomic_write_bytes(args.out / PROVENANCE_FILE, (json.dumps(provenance, indent=2) + "\n").encode())
     size_mb = (args.out / "model.pt").stat().st_size / 1e6
     print(f"wrote {args.out} ({size_mb:.1f} MB); test rel-L2 {test['rel_l2_mean']:.4f}", flush=True)

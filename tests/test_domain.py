@@ -13,7 +13,8 @@ from tiny_run import build_tiny_run
 from ccs_fno.domain import OutOfDomainWarning, TrainingDomain
 from ccs_fno.metrics import relative_l2
 from ccs_fno.run_dir import load_model_file
-from ccs_fno.surrogate import load_surrogate
+from ccs_fno.surrogate import DEFAULT_SURROGATE, load_surrogate
+from ccs_fno.uq import Calibration
 from data_gen.geology import channel_mask
 from data_gen.scenarios import default_space, run_scenario, sample_scenario
 
@@ -46,6 +47,9 @@ def test_the_default_surrogate_ships_with_its_provenance_and_matches_the_simulat
     assert provenance["seeds"]["data_master_seed"] == 2024
     assert provenance["errors"]["test_split_rel_l2"]["n_samples"] >= 100
     assert (default.grid.nz, default.grid.nx) == (64, 64) and default.domain.space.geology == "channel"
+    calibration = Calibration.load(DEFAULT_SURROGATE)  # fitted on held-out simulations (seed 9001)
+    assert calibration.fits(default.grid, default.times_days)
+    assert provenance["calibration"]["source"]["store"].endswith("heldout_channel.zarr")
     text = repr(default)
     assert "test relative L2 error" in text and "ccs-fno train" in text and "channel geology" in text
     # A scenario it never saw, through the real simulator: the stated test error is of this order.

@@ -258,6 +258,8 @@ def test_result_dataset_agrees_with_predict_and_round_trips(tiny, truth, tmp_pat
     k, rate = result["permeability"].values, float(result["rate_m3_per_day"])
     sat = surrogate.predict(k, rate_m3_per_day=rate, **wells)
     np.testing.assert_allclose(result["forecast_saturation"].values, sat.values, atol=2e-5)
+    # the result says where its model lies against the training distribution, as predict does
+    assert result.attrs["out_of_domain"] == sat.attrs["out_of_domain"]
     grid = surrogate.grid
     x = surrogate.normalisers.encode(
         k[None], np.full((1, N, N), 0.25), np.array([rate]), np.array([wells["injector_zx"]]),

@@ -12,7 +12,9 @@ the normalisers' torch encoding. Each restart starts at the prior mean (restart 
 sample; the restart with the smallest final J is the result. ``progress`` is called after every
 iteration; setting ``cancel`` (a ``threading.Event``) stops the run at the next iteration and
 returns the model reached so far (or an earlier restart's, if it fitted better) with
-``attrs["status"] == "cancelled"``.
+``attrs["status"] == "cancelled"``. ``attrs["out_of_domain"]`` says how the inverted model lies
+outside the surrogate's training distribution ("" inside): there, a good fit through the
+surrogate needs the simulator's confirmation (``verify``).
 
 The result is an ``xarray.Dataset`` with the inverted permeability (``permeability`` mD,
 ``log_permeability``), the start (``start_permeability``), the observed and ``predicted_*`` data
@@ -410,6 +412,9 @@ def _result(problem, obs, prior, config, best, start_log_k, history, status, ela
         "schema": "ccs-fno-inversion",
         **grid_attrs(grid),
         "status": status,
+        # Whether the inverted model lies where the surrogate was trained ("" when inside, or when
+        # the surrogate records no training distribution): outside it, only `verify` can tell.
+        "out_of_domain": _domain_reasons(problem, np.exp(log_k), float(rate[0])),
         "elapsed_s": float(elapsed),
         "provenance": json.dumps(provenance),
     }
@@ -423,6 +428,20 @@ def save_result(result: xr.Dataset, path: str | os.PathLike) -> Path:
             "result must be the Dataset returned by invert (attrs['schema'] == 'ccs-fno-inversion')"
         )
     return write_dataset(result, path)
+
+
+def _domain_reasons(problem: InversionProblem, permeability_md: np.ndarray, rate: float) -> str:
+    surrogate = problem.surrogate
+    if getattr(surrogate, "domain", None) is None:
+        return ""
+    report = surrogate.check_domain(
+        permeability_md,
+        rate_m3_per_day=rate,
+        injector_zx=problem.injector[0],
+        producer_zx=problem.producer[0],
+        porosity=problem.porosity[0],
+    )
+    return "; ".join(report.reasons)
 
 
 def _surrogate_provenance(surrogate: Any) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from lab_browser import (
     require_chromium,
 )
 from playwright.sync_api import expect
-from tiny_run import TINY_TIMES_DAYS, build_tiny_run
+from tiny_run import TINY_TIMES_DAYS, build_tiny_run, fit_calibration
 
 from ccs_fno.widgets import ScenarioExplorer
 from data_gen.geology import channel_mask
@@ -51,7 +51,11 @@ NO_SIMULATION = "no simulation yet: press Simulate"
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory.mktemp("browser-run"))
+    run = build_tiny_run(tmp_path_factory.mktemp("browser-run"))
+    app = ScenarioExplorer.from_run(run)
+    fit_calibration(app.space.grid).save(run)  # the explorer shows its 90 % band
+    app.close()
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +99,7 @@ def _notebook(page):
 def _app(page):
     app = _notebook(page).locator(".jp-OutputArea-output", has=page.locator("button", has_text="Simulate"))
     expect(app).to_have_count(1, timeout=UI_TIMEOUT_MS)
-    expect(app.locator(".bk-Canvas")).to_have_count(7, timeout=UI_TIMEOUT_MS)  # 4 fields, 3 curves
+    expect(app.locator(".bk-Canvas")).to_have_count(8, timeout=UI_TIMEOUT_MS)  # 4 fields, 3 curves, band
     return app
 
 
@@ -138,9 +142,12 @@ def test_explorer_live(lab, page, run_dir):
     for name in ("simulator", "difference"):
         assert figures[name]["labels"] == [NO_SIMULATION] and figures[name]["image"] is False
         assert figures[name]["colour_bars"] == []
-    # legends list only the lines drawn
-    assert figures["area"]["legend"] == ["surrogate"] and figures["extent"]["legend"] == ["surrogate"]
+    # legends list only the lines drawn; the calibrated 90 % band is shaded and mapped
+    assert figures["area"]["legend"] == ["surrogate", "90 % band"]
+    assert figures["extent"]["legend"] == ["surrogate", "90 % band"]
     assert figures["mass"]["legend"] == ["injected", "stored (surrogate)"]
+    assert figures["band"]["title"] == "surrogate ± 90 % band at 1000 d" and figures["band"]["image"]
+    expect(app.get_by_text("90 % conformal band from 10 held-out simulations")).to_have_count(1)
     # units
     assert figures["rock"]["colour_bars"] == ["permeability (mD)"]
     assert figures["surrogate"]["colour_bars"] == ["CO2 saturation (-)"]
@@ -155,7 +162,7 @@ def test_explorer_live(lab, page, run_dir):
     # the layout: the comparison row in a 1600 x 1000 window, the plots use the width
     canvases = app.locator(".bk-Canvas")
     top = app.bounding_box()["y"]
-    bottom = canvases.nth(6).bounding_box()
+    bottom = canvases.nth(7).bounding_box()  # the band map: the tallest of the bottom row
     assert bottom["y"] + bottom["height"] - top < WINDOW[1] - 110, "the app is taller than the window"
     box, right = app.bounding_box(), canvases.nth(3).bounding_box()  # the difference panel: last in its row
     assert right["x"] + right["width"] > box["x"] + 0.93 * box["width"], "the plots leave the width unused"
@@ -211,7 +218,7 @@ def test_explorer_live(lab, page, run_dir):
     assert figures["simulator"]["title"] == f"simulator: CO2 saturation at {t_days:g} d"
     assert figures["simulator"]["labels"] == [] and figures["difference"]["labels"] == []
     assert figures["difference"]["title"].startswith("difference: rel. L2 error")
-    assert figures["area"]["legend"] == ["surrogate", "simulator"]
+    assert figures["area"]["legend"] == ["surrogate", "simulator", "90 % band"]
     assert figures["mass"]["legend"] == ["injected", "stored (surrogate)", "stored (simulator)"]
     page.wait_for_timeout(300)
     app.screenshot(path=ARTIFACTS / "explorer.png")
@@ -242,7 +249,7 @@ def test_executed_notebook(lab, page):
     last = f"{TINY_TIMES_DAYS[-1]:g} d"
     assert figures["simulator"]["title"] == f"simulator: CO2 saturation at {last}"
     assert figures["simulator"]["labels"] == [] and figures["difference"]["labels"] == []
-    assert figures["area"]["legend"] == ["surrogate", "simulator"]
-    assert figures["extent"]["legend"] == ["surrogate", "simulator"]
+    assert figures["area"]["legend"] == ["surrogate", "simulator", "90 % band"]
+    assert figures["extent"]["legend"] == ["surrogate", "simulator", "90 % band"]
     percent = re.search(r"(\d+\.\d)% over all times", status.inner_text()).group(1)
     assert np.isfinite(float(percent))

@@ -6,13 +6,15 @@ missing or mismatched run. The browser side is in tests/test_browser.py."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
-from tiny_run import TINY_TIMES_DAYS, build_tiny_run
+from tiny_run import TINY_TIMES_DAYS, build_tiny_run, fit_calibration
 
 from ccs_fno.co2_mass import injected_mass_t, stored_mass_t
 from ccs_fno.plume import plume_area_m2, plume_extent_m, relative_error
+from ccs_fno.uq import Calibration
 from ccs_fno.widgets import ScenarioExplorer
 from data_gen.geology import channel_mask
 from data_gen.grid import Grid
@@ -266,3 +268,81 @@ def test_missing_or_mismatched_runs_are_explained(run_dir, tmp_path):
 
     config = json.loads((run_dir / "config.json").read_text())
     assert ScenarioExplorer.from_run(run_dir, config["store"]).space.grid.shape == (16, 16)
+
+
+# -- the calibrated error band ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def calibrated(run_dir, tmp_path_factory):
+    """A copy of the tiny run with a calibration.nc next to its model (as `ccs-fno calibrate` leaves)."""
+    copy = tmp_path_factory.mktemp("calibrated") / "run"
+    shutil.copytree(run_dir, copy)
+    app = ScenarioExplorer.from_run(run_dir)
+    fit_calibration(app.space.grid, TINY_TIMES_DAYS).save(copy)
+    app.close()
+    return copy
+
+
+def test_the_calibrated_90_percent_band_is_shown_for_the_shown_time(calibrated):
+    explorer = ScenarioExplorer.from_run(calibrated)
+    cal, v, c = Calibration.load(calibrated), explorer.views, explorer.controls
+    try:
+        assert explorer.calibration is not None
+        assert explorer.status_text.endswith("; 90 % conformal band from 10 held-out simulations")
+        assert v.rows[1] == [v.area, v.extent, v.mass, v.band]
+        times = np.asarray(TINY_TIMES_DAYS)
+        for step in (len(times) - 1, 4):
+            c.time.value = step
+            t = times[step]
+            assert v.band.figure.title.text == f"surrogate ± 90 % band at {t:g} d"
+            np.testing.assert_array_equal(_image(v.band), cal.band(0.9, time_days=t).values)
+            assert v.band.colour_bar.title == "90 % band half-width (saturation)"
+        p, cell = explorer.predicted, explorer.scenario.injector_zx
+        for panel, curve, width in (
+            (v.area, plume_area_m2(p, explorer.space.grid, cell), cal.area_band(0.9)),
+            (v.extent, plume_extent_m(p, explorer.space.grid, cell), cal.extent_band(0.9)),
+        ):
+            assert panel.drawn() == ["surrogate", "90 % band"]
+            band = panel.band_sources["90 % band"].data
+            w = width.sel(time=400.0, method="nearest").item()
+            assert w > 0
+            assert band["upper"][4] == curve[4] + w and band["lower"][4] == max(curve[4] - w, 0.0)
+            np.testing.assert_array_equal(band["upper"], curve + width.values)
+        figure = explorer.static_figure()  # the offline picture shades it too
+        area = next(ax for ax in figure.axes if ax.get_title() == "plume area in the vertical section")
+        assert [shade.get_label() for shade in area.collections] == ["90 % band"]
+    finally:
+        explorer.close()
+
+
+def test_outside_the_training_distribution_the_band_does_not_apply(calibrated):
+    explorer = ScenarioExplorer.from_run(calibrated)
+    v, c = explorer.views, explorer.controls
+    try:
+        c.geology.value = "gaussian"
+        assert not explorer.domain_report().ok
+        assert "the 90 % band does not apply here: the scenario lies outside the training distribution" in (
+            explorer.status_text
+        )
+        assert v.band.showing_placeholder
+        assert v.band.message.text == "no valid band outside the training distribution"
+        assert v.area.drawn() == ["surrogate"] and v.extent.drawn() == ["surrogate"]
+        c.geology.value = "channel"
+        assert explorer.domain_report().ok and "does not apply" not in explorer.status_text
+        assert not v.band.showing_placeholder and v.area.drawn() == ["surrogate", "90 % band"]
+    finally:
+        explorer.close()
+
+
+def test_no_band_without_a_fitting_calibration(explorer, calibrated):
+    assert explorer.calibration is None and explorer.views.band is None
+    assert "band" not in explorer.status_text and explorer.views.area.drawn() == ["surrogate"]
+    assert len(explorer.views.rows[1]) == 3
+    other = fit_calibration(explorer.space.grid, TINY_TIMES_DAYS[:-1])  # other report times
+    app = ScenarioExplorer(explorer.surrogate, explorer.space, other)
+    try:
+        assert app.calibration is None and app.views.band is None
+        assert app.status_text.endswith("its calibration is of another grid or report times: no band shown")
+    finally:
+        app.close()

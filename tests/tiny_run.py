@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from stores import build_store
 
 from ccs_fno.train import ModelConfig, TrainConfig, Trainer
+from ccs_fno.uq import Calibration
 
 TINY_RESOLUTION = 16
 TINY_TIMES_DAYS = tuple(float(t) for t in range(0, 1001, 100))
@@ -31,3 +34,15 @@ def build_tiny_run(
         progress=False
     )
     return run_dir
+
+
+def fit_calibration(
+    grid, times_days: Sequence[float] = TINY_TIMES_DAYS, n: int = 10, seed: int = 0
+) -> Calibration:
+    """A real conformal calibration (levels 0.8, 0.9) of ``n`` synthetic prediction/truth pairs
+    on ``grid`` at ``times_days``: what the apps show once a run has one (``Calibration.save``)."""
+    rng = np.random.default_rng(seed)
+    prediction = rng.uniform(0.0, 0.6, size=(n, len(times_days), *grid.shape))
+    truth = np.clip(prediction + rng.normal(0.0, 0.05, size=prediction.shape), 0.0, 0.8)
+    middle = (grid.nz // 2, 2)
+    return Calibration.fit(prediction, truth, grid, middle, times_days, field_shape="absolute")

@@ -9,6 +9,12 @@ kernel stays responsive; its progress bar follows the simulated time and, when i
 panels show simulated vs predicted saturation, their difference and the simulator's curves. A
 simulation whose scenario has changed meanwhile is not shown.
 
+With a conformal calibration (``ccs_fno.uq.Calibration``, found next to the surrogate by
+``from_run``) that fits the surrogate's grid and report times, the panels show its 90 % band
+(plume area and extent, and the per-cell band at the shown time) and the status line says how
+many held-out simulations it comes from; outside the training distribution they say the band
+does not apply (it is calibrated in distribution only).
+
 The scenario is a ``data_gen.scenarios.Scenario`` of a one-scenario space (the training space
 with the geology kind and parameters the controls set). Wells stay where the user put them when
 the geology changes; "wells into channel" moves them to the channel and says so.
@@ -33,7 +39,7 @@ import numpy as np
 from ccs_fno.co2_mass import format_mass_t, injected_mass_t, mass_rate_t_per_day, mt_per_year
 from ccs_fno.plume import relative_error
 from ccs_fno.widgets.controls import ExplorerControls, depth_to_row
-from ccs_fno.widgets.explorer_views import ExplorerFrame, ExplorerViews
+from ccs_fno.widgets.explorer_views import BAND, BAND_DOES_NOT_APPLY, BAND_LEVEL, ExplorerFrame, ExplorerViews
 from ccs_fno.widgets.panels import Banner
 from data_gen.geology import ChannelParams, channel_boundaries, default_params, permeability
 from data_gen.grid import Grid
@@ -42,6 +48,7 @@ from data_gen.scenarios import Scenario, ScenarioSpace
 
 if TYPE_CHECKING:
     from ccs_fno.surrogate import Surrogate
+    from ccs_fno.uq import Calibration
 
 
 def _describe(grid: Grid) -> str:
@@ -78,6 +85,16 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def find_calibration(run_dir: str | os.PathLike) -> Calibration | None:
+    """The conformal calibration saved in ``run_dir`` (its calibration.nc), or None when there is none."""
+    from ccs_fno.uq import Calibration
+
+    try:
+        return Calibration.load(run_dir)
+    except FileNotFoundError:
+        return None
+
+
 def channel_centre_m(grid: Grid, params: ChannelParams, seed: int, column: int) -> float:
     """Depth (m) of the channel's centre line at ``column``."""
     top, bottom = channel_boundaries(grid, params, seed)
@@ -110,11 +127,18 @@ class ScenarioExplorer:
     well columns). Display it in a notebook (it is its own ``_ipython_display_``) or embed
     ``widget``. Built most easily with ``ScenarioExplorer.from_run(run_dir)`` or
     ``ScenarioExplorer.from_surrogate(load_surrogate("default"))``.
+
+    ``calibration``: the surrogate's conformal calibration; its 90 % band is shown when it fits
+    the surrogate's grid and report times and holds that level (``band_note`` says why not).
     """
 
-    def __init__(self, surrogate: Surrogate, space: ScenarioSpace) -> None:
+    def __init__(
+        self, surrogate: Surrogate, space: ScenarioSpace, calibration: Calibration | None = None
+    ) -> None:
         check_compatible(surrogate, space)
         self.surrogate, self.space = surrogate, space
+        self.calibration, self.band_note = self._usable(calibration)
+        self._in_domain = True
         grid = space.grid
         params = {kind: default_params(kind, grid) for kind in ("channel", "gaussian")}
         params[space.geology] = space.geology_params
@@ -141,18 +165,24 @@ class ScenarioExplorer:
         self.wells_into_channel(announce=False)
         self.scenario, self.permeability_md, self.predicted = self._predict()
         self.views = ExplorerViews(
-            grid, surrogate.times_days, surrogate.max_saturation, space.porosity, self.co2_density_kg_m3
+            grid,
+            surrogate.times_days,
+            surrogate.max_saturation,
+            space.porosity,
+            self.co2_density_kg_m3,
+            self.calibration,
         )
+        report = self._check_domain()
         self.views.show(self._frame())
         for control in self.controls.scenario_widgets():
             control.observe(self._on_scenario_change, "value")
         self.controls.time.observe(self._on_time_change, "value")
         self.controls.simulate.on_click(lambda _: self.simulate())
         self.controls.wells_into_channel.on_click(lambda _: self.wells_into_channel())
-        self._note = f"surrogate trained on {space.geology} geology, {_describe(grid)}"
+        self._trained = f"surrogate trained on {space.geology} geology, {_describe(grid)}"
         self._set_status(self._note)
         self._show_units()
-        self._show_trust()
+        self._show_trust(report)
 
     @classmethod
     def from_run(
@@ -168,7 +198,9 @@ class ScenarioExplorer:
         from data_gen.store import read_config
 
         if str(run_dir) == "default" and store is None:
-            return cls.from_surrogate(load_surrogate("default"))
+            from ccs_fno.surrogate import DEFAULT_SURROGATE
+
+            return cls.from_surrogate(load_surrogate("default"), find_calibration(DEFAULT_SURROGATE))
 
         if run_dir is None or str(run_dir).strip() == "":
             raise ValueError(
@@ -190,10 +222,10 @@ class ScenarioExplorer:
             raise FileNotFoundError(
                 f"the store {store} is not there: pass store=PATH (the store the run was trained on)"
             )
-        return cls(load_surrogate(run_dir), read_config(store).space)
+        return cls(load_surrogate(run_dir), read_config(store).space, find_calibration(run_dir))
 
     @classmethod
-    def from_surrogate(cls, surrogate: Surrogate) -> ScenarioExplorer:
+    def from_surrogate(cls, surrogate: Surrogate, calibration: Calibration | None = None) -> ScenarioExplorer:
         """The explorer of a surrogate that records its training distribution (e.g.
         ``load_surrogate("default")``): the scenario space comes from ``surrogate.domain``."""
         if surrogate.domain is None:
@@ -201,7 +233,28 @@ class ScenarioExplorer:
                 "this surrogate records no training distribution, so the explorer does not know its "
                 "scenario space: use ScenarioExplorer.from_run(run_dir, store) with its training store"
             )
-        return cls(surrogate, surrogate.domain.space)
+        return cls(surrogate, surrogate.domain.space, calibration)
+
+    def _usable(self, calibration: Calibration | None) -> tuple[Calibration | None, str]:
+        """``calibration`` when its band can be shown, and the status line's words about it."""
+        if calibration is None:
+            return None, ""
+        if not calibration.fits(self.surrogate.grid, self.surrogate.times_days):
+            return None, "its calibration is of another grid or report times: no band shown"
+        if not np.isclose(calibration.levels, BAND_LEVEL).any():
+            return None, f"its calibration holds no {BAND} (levels {calibration.levels.tolist()})"
+        n = calibration.n_calibration
+        return calibration, f"{BAND_LEVEL:.0%} conformal band from {n} held-out simulations".replace(
+            "%", " %"
+        )
+
+    @property
+    def _note(self) -> str:
+        """The status line after a scenario change: the surrogate, and its band."""
+        parts = [self._trained] + ([self.band_note] if self.band_note else [])
+        if self.calibration is not None and not self._in_domain:
+            parts.append(BAND_DOES_NOT_APPLY)
+        return "; ".join(parts)
 
     # -- display -------------------------------------------------------------------------------
 
@@ -295,6 +348,7 @@ class ScenarioExplorer:
             int(self.controls.time.value),
             simulated,
             note,
+            band_applies=self._in_domain,
         )
 
     @contextmanager
@@ -347,11 +401,14 @@ class ScenarioExplorer:
         except (ValueError, TypeError) as err:
             self._set_status(f"cannot build this scenario: {err}", error=True)
             return False
+        mark = time.perf_counter()
+        report = self._check_domain()
+        self.timings_ms["trust"] = 1e3 * (time.perf_counter() - mark)
         self._show_timed("panels", self._frame())
         mark = time.perf_counter()
         self._show_units()
-        self._show_trust()
-        self.timings_ms["trust"] = 1e3 * (time.perf_counter() - mark)
+        self._show_trust(report)
+        self.timings_ms["trust"] += 1e3 * (time.perf_counter() - mark)
         self.timings_ms["total"] = 1e3 * (time.perf_counter() - start)
         return True
 
@@ -405,8 +462,14 @@ class ScenarioExplorer:
             porosity=self.space.porosity,
         )
 
-    def _show_trust(self) -> None:
+    def _check_domain(self):
+        """The domain report of the current scenario; the band applies only inside."""
         report = self.domain_report()
+        self._in_domain = report is None or report.ok
+        return report
+
+    def _show_trust(self, report=None) -> None:
+        report = self.domain_report() if report is None else report
         if report is None:
             self.trust.show(
                 "warning",

@@ -6,17 +6,25 @@ extent and CO2 mass (injected, and stored according to surrogate and simulator) 
 with a marker at the current time. ``ExplorerViews.show(frame)`` updates only the panels whose
 part of the ``ExplorerFrame`` changed. Without a simulation for the shown scenario, the
 simulator and difference panels say so in words and the curves list no simulator line.
+
+With a conformal calibration of the surrogate (``ccs_fno.uq.Calibration``, fitted on held-out
+simulations on the same grid and report times) the area and extent panels shade its 90 % band
+around the surrogate's curve and a fourth panel in the bottom row maps the per-cell 90 % band
+at the shown time; for a scenario outside the training distribution (``band_applies`` false)
+the band panel says the band does not apply and nothing is shaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ccs_fno.co2_mass import injected_mass_t, stored_mass_t
 from ccs_fno.plume import plume_area_m2, plume_extent_m, relative_error
 from ccs_fno.widgets.panels import (
+    ColourScale,
     CurvePanel,
     ImagePanel,
     LineStyle,
@@ -29,10 +37,17 @@ from ccs_fno.widgets.panels import (
 )
 from data_gen.grid import Grid
 
+if TYPE_CHECKING:
+    from ccs_fno.uq import Calibration
+
 SURROGATE = LineStyle("#1f77b4")
 SIMULATOR = LineStyle("#d62728", "dashed")
 INJECTED = LineStyle("#555555", "dotted")
 TIME_LABEL = "time (d)"
+BAND_LEVEL = 0.9  # the calibrated coverage the explorer shows
+BAND = f"{BAND_LEVEL:.0%} band".replace("%", " %")  # legend label: "90 % band"
+BAND_DOES_NOT_APPLY = f"the {BAND} does not apply here: the scenario lies outside the training distribution"
+BAND_MAP_DOES_NOT_APPLY = "no valid band outside the training distribution"
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,7 @@ class ExplorerFrame:
     time_index: int
     simulated: np.ndarray | None = None
     simulation_note: str = "no simulation yet: press Simulate"
+    band_applies: bool = True  # the scenario lies in the calibration's (training) distribution
 
 
 def _changed(old: ExplorerFrame | None, new: ExplorerFrame, *names: str) -> bool:
@@ -70,9 +86,12 @@ def _percent(value: float) -> str:
 
 
 class ExplorerViews:
-    """The explorer's seven panels in two rows (``layout``), shown as one ipywidget (``widget``).
+    """The explorer's panels in two rows (``layout``), shown as one ipywidget (``widget``):
+    seven, and an eighth (the per-cell band map ``band``) with a ``calibration``.
 
     ``porosity`` and ``co2_density_kg_m3`` turn saturation into stored CO2 mass.
+    ``calibration`` must fit the grid and ``times_days`` (``Calibration.fits``) and hold the
+    ``BAND_LEVEL``.
     """
 
     def __init__(
@@ -82,6 +101,7 @@ class ExplorerViews:
         max_saturation: float,
         porosity: float,
         co2_density_kg_m3: float,
+        calibration: Calibration | None = None,
     ) -> None:
         self.grid = grid
         self.times_days = np.asarray(times_days, dtype=float)
@@ -94,6 +114,16 @@ class ExplorerViews:
             grid, "difference", difference_scale("surrogate − simulator (-)"), name="difference"
         )
         two = {"surrogate": SURROGATE, "simulator": SIMULATOR}
+        self.calibration = calibration
+        bands = None
+        if calibration is not None:
+            if not calibration.fits(grid, self.times_days):
+                raise ValueError(
+                    "the calibration was fitted on another grid or other report times than the "
+                    "surrogate's: give the calibration of this surrogate"
+                )
+            calibration.check_level(BAND_LEVEL)
+            bands = {BAND: SURROGATE.colour}
         self.area = CurvePanel(
             "plume area in the vertical section",
             TIME_LABEL,
@@ -101,9 +131,16 @@ class ExplorerViews:
             two,
             y_format="0,0",
             name="area",
+            bands=bands,
         )
         self.extent = CurvePanel(
-            "plume horizontal extent", TIME_LABEL, "extent (m)", two, y_format="0,0", name="extent"
+            "plume horizontal extent",
+            TIME_LABEL,
+            "extent (m)",
+            two,
+            y_format="0,0",
+            name="extent",
+            bands=bands,
         )
         self.mass = CurvePanel(
             "CO2 mass",
@@ -114,10 +151,24 @@ class ExplorerViews:
             name="mass",
         )
         self.curves = (self.area, self.extent, self.mass)
-        self.rows = [
-            [self.rock, self.now, self.simulated, self.difference],
-            [self.area, self.extent, self.mass],
-        ]
+        self.band: ImagePanel | None = None
+        bottom = [self.area, self.extent, self.mass]
+        if calibration is not None:
+            cell_band = calibration.band(BAND_LEVEL)
+            self._band_widths = {  # the band half-widths per report time
+                "cells": np.asarray(cell_band.values),
+                "area": np.asarray(calibration.area_band(BAND_LEVEL).values, dtype=float),
+                "extent": np.asarray(calibration.extent_band(BAND_LEVEL).values, dtype=float),
+            }
+            high = max(float(self._band_widths["cells"].max()), 1e-6)
+            self.band = ImagePanel(
+                grid,
+                f"surrogate ± {BAND}",
+                ColourScale(f"{BAND} half-width (saturation)", "Magma256", 0.0, high),
+                name="band",
+            )
+            bottom.append(self.band)
+        self.rows = [[self.rock, self.now, self.simulated, self.difference], bottom]
         self.layout = panel_grid(self.rows)
         self._widget = None
         self._last: ExplorerFrame | None = None
@@ -168,10 +219,15 @@ class ExplorerViews:
             frame.simulated is not None and now_changed
         ):
             self._show_comparison(frame, t)
-        if _changed(old, frame, "predicted", "injector_zx"):
+        if _changed(old, frame, "predicted", "injector_zx", "band_applies"):
             p, cell = frame.predicted, frame.injector_zx
-            self.area.set_line("surrogate", self.times_days, plume_area_m2(p, self.grid, cell))
-            self.extent.set_line("surrogate", self.times_days, plume_extent_m(p, self.grid, cell))
+            area, extent = plume_area_m2(p, self.grid, cell), plume_extent_m(p, self.grid, cell)
+            self.area.set_line("surrogate", self.times_days, area)
+            self.extent.set_line("surrogate", self.times_days, extent)
+            if self.band is not None:
+                self._show_curve_bands(frame, area, extent)
+        if self.band is not None and _changed(old, frame, "time_index", "band_applies"):
+            self._show_band_map(frame, t)
         if _changed(old, frame, "predicted"):
             stored = stored_mass_t(frame.predicted, self.porosity, self.grid, self.density)
             self.mass.set_line("stored (surrogate)", self.times_days, stored)
@@ -183,6 +239,21 @@ class ExplorerViews:
         if _changed(old, frame, "time_index"):
             for panel in self.curves:
                 panel.set_marker(t)
+
+    def _show_curve_bands(self, frame: ExplorerFrame, area: np.ndarray, extent: np.ndarray) -> None:
+        for panel, curve, key in ((self.area, area, "area"), (self.extent, extent, "extent")):
+            if frame.band_applies:
+                width = self._band_widths[key]
+                panel.set_band(BAND, self.times_days, np.maximum(curve - width, 0.0), curve + width)
+            else:
+                panel.clear_band(BAND)
+
+    def _show_band_map(self, frame: ExplorerFrame, t: float) -> None:
+        if frame.band_applies:
+            title = f"surrogate ± {BAND} at {t:g} d"
+            self.band.show(self._band_widths["cells"][frame.time_index], title)
+        else:
+            self.band.placeholder(BAND_MAP_DOES_NOT_APPLY, f"surrogate ± {BAND}: does not apply")
 
     def _show_comparison(self, frame: ExplorerFrame, t: float) -> None:
         if frame.simulated is None:

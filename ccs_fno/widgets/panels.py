@@ -283,6 +283,8 @@ class CurvePanel:
     ``lines`` maps names to styles (the legend label is the name); ``y_format`` is a Bokeh
     ``NumeralTickFormatter`` format of the y ticks (e.g. ``"0,0"``). A line is drawn once
     ``set_line`` gave it data and hidden again by ``clear_line``: hidden lines leave the legend.
+    ``bands`` maps names to colours of shaded bands (``set_band``: a lower and an upper curve,
+    e.g. an error band around a line), listed in the legend like lines while drawn.
     """
 
     def __init__(
@@ -296,6 +298,7 @@ class CurvePanel:
         y_format: str | None = None,
         name: str | None = None,
         size_px: tuple[int, int] = CURVE_SIZE_PX,
+        bands: Mapping[str, str] | None = None,
     ) -> None:
         if not lines:
             raise ValueError("a curve panel needs at least one line: pass lines={'name': LineStyle(...)}")
@@ -313,6 +316,15 @@ class CurvePanel:
         self.sources: dict[str, ColumnDataSource] = {}
         self.renderers = {}
         self.items: dict[str, LegendItem] = {}
+        self.band_sources: dict[str, ColumnDataSource] = {}
+        band_items: dict[str, LegendItem] = {}  # listed after the lines
+        for name, colour in (bands or {}).items():  # drawn under the lines
+            source = ColumnDataSource({"x": np.zeros(0), "lower": np.zeros(0), "upper": np.zeros(0)})
+            renderer = self.figure.varea(
+                "x", "lower", "upper", source=source, fill_color=colour, fill_alpha=0.25, visible=False
+            )
+            self.band_sources[name], self.renderers[name] = source, renderer
+            band_items[name] = LegendItem(label=name, renderers=[renderer], visible=False)
         for name, style in lines.items():
             source = ColumnDataSource({"x": np.zeros(0), "y": np.zeros(0)})
             renderer = self.figure.line(
@@ -321,6 +333,7 @@ class CurvePanel:
             )  # fmt: skip
             self.sources[name], self.renderers[name] = source, renderer
             self.items[name] = LegendItem(label=name, renderers=[renderer], visible=False)
+        self.items.update(band_items)
         self.legend = Legend(items=list(self.items.values()), location="top_left", visible=False)
         self.figure.add_layout(self.legend)
         if y_format is not None:  # a Numeral format, e.g. "0,0" for 120,000
@@ -354,8 +367,31 @@ class CurvePanel:
             self.renderers[name].visible = self.items[name].visible = False
         self.legend.visible = any(item.visible for item in self.items.values())
 
+    def set_band(self, name: str, x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Shade band ``name`` between ``lower`` and ``upper`` over ``x`` and list it in the legend."""
+        if name not in self.band_sources:
+            raise ValueError(f"unknown band {name!r}; this panel shades {list(self.band_sources)}")
+        x, lo, hi = (np.asarray(a, dtype=np.float64) for a in (x, lower, upper))
+        if not (x.shape == lo.shape == hi.shape) or x.ndim != 1:
+            raise ValueError(
+                f"band {name!r}: x, lower and upper must be 1-D of one length, got {x.shape}, "
+                f"{lo.shape} and {hi.shape}"
+            )
+        self.band_sources[name].data = {"x": x, "lower": lo, "upper": hi}
+        self.renderers[name].visible = self.items[name].visible = True
+        self.legend.visible = True
+
+    def clear_band(self, name: str) -> None:
+        """Hide band ``name`` and take it out of the legend."""
+        if name not in self.band_sources:
+            raise ValueError(f"unknown band {name!r}; this panel shades {list(self.band_sources)}")
+        if self.renderers[name].visible:
+            self.band_sources[name].data = {"x": np.zeros(0), "lower": np.zeros(0), "upper": np.zeros(0)}
+            self.renderers[name].visible = self.items[name].visible = False
+        self.legend.visible = any(item.visible for item in self.items.values())
+
     def drawn(self) -> list[str]:
-        """Names of the lines drawn (and listed in the legend), in order."""
+        """Names of the lines and bands drawn (and listed in the legend), in order: lines first."""
         return [name for name, item in self.items.items() if item.visible]
 
     def set_marker(self, x: float | None) -> None:
@@ -439,7 +475,12 @@ def bokeh_view(layout):
     return BokehModel(layout)
 
 
-_MATPLOTLIB_PALETTES = {"Viridis256": "viridis", "Cividis256": "cividis", "RdBu11": "RdBu_r"}
+_MATPLOTLIB_PALETTES = {
+    "Viridis256": "viridis",
+    "Cividis256": "cividis",
+    "RdBu11": "RdBu_r",
+    "Magma256": "magma",
+}
 _MATPLOTLIB_DASHES = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
 _BOKEH_DASHES = {
     (): "solid",
@@ -489,7 +530,14 @@ def _draw_image(ax, panel: ImagePanel) -> None:
 
 def _draw_curves(ax, panel: CurvePanel) -> None:
     for name in panel.drawn():
-        glyph, data = panel.renderers[name].glyph, panel.sources[name].data
+        glyph = panel.renderers[name].glyph
+        if name in panel.band_sources:
+            data = panel.band_sources[name].data
+            ax.fill_between(
+                data["x"], data["lower"], data["upper"], color=glyph.fill_color, alpha=0.25, label=name
+            )
+            continue
+        data = panel.sources[name].data
         pattern = glyph.line_dash
         name_ = pattern if isinstance(pattern, str) else _BOKEH_DASHES.get(tuple(pattern), "dashed")
         dash = _MATPLOTLIB_DASHES.get(name_, "--")

@@ -1,6 +1,7 @@
 """A real JupyterLab server and a real headless Chromium (Playwright) for browser tests.
 
-Used by ``tests/test_browser.py``, ``bench/screenshot_explorer.py`` and ``bench/bench_explorer.py``.
+Used by the browser tests (``tests/test_browser.py``, ``tests/test_*_app.py``), ``bench/screenshots.py``
+and ``bench/bench_explorer.py``.
 Chromium is the system one (Debian package ``chromium``); Playwright's own browser downloads are
 never used. Everything runs offline: JupyterLab's news and update checks are switched off and the
 test records every request that leaves 127.0.0.1.
@@ -117,6 +118,27 @@ def jupyter_lab(root_dir: Path, state_dir: Path, timeout_s: float = 120.0) -> It
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@contextmanager
+def notebook_lab(
+    notebook: Path, root: Path, state_dir: Path, name: str | None = None, parameters: dict | None = None
+) -> Iterator[Lab]:
+    """``jupyter_lab(root, state_dir)`` serving a copy of ``notebook`` named ``name`` (default: its
+    own name) with papermill ``parameters`` injected and nothing run (JupyterLab runs it). Fails
+    first, saying how to install it, when there is no Chromium to open it with."""
+    import papermill
+
+    require_chromium()
+    papermill.execute_notebook(
+        notebook,
+        root / (name or notebook.name),
+        parameters=parameters or {},
+        prepare_only=True,
+        progress_bar=False,
+    )
+    with jupyter_lab(root, state_dir) as lab:
+        yield lab
 
 
 @contextmanager

@@ -14,9 +14,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import papermill
 import pytest
-from lab_browser import checked_page, jupyter_lab, open_and_run_all, require_chromium, wait_for_figures
+from lab_browser import checked_page, notebook_lab, open_and_run_all, wait_for_figures
 from playwright.sync_api import expect
 from tiny_run import build_tiny_run
 
@@ -36,28 +35,21 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lab(tiny, tmp_path_factory):
-    require_chromium()
     run_dir, store = tiny
     root = tmp_path_factory.mktemp("lab")
-    papermill.execute_notebook(  # only inject the parameters: JupyterLab runs it
-        NOTEBOOK,
-        root / "invert.ipynb",
-        parameters={
-            "run_dir": str(run_dir),
-            "truth_store": str(store),
-            "truth_index": 1,
-            "iterations": 10,
-            "verify_with_simulator": False,
-            "prior_samples": 30,
-            "n_modes": 8,
-            "export": str(root / "result.nc"),
-            "figures_dir": str(root / "figures"),
-        },
-        prepare_only=True,
-        progress_bar=False,
-    )
+    parameters = {
+        "run_dir": str(run_dir),
+        "truth_store": str(store),
+        "truth_index": 1,
+        "iterations": 10,
+        "verify_with_simulator": False,
+        "prior_samples": 30,
+        "n_modes": 8,
+        "export": str(root / "result.nc"),
+        "figures_dir": str(root / "figures"),
+    }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with jupyter_lab(root, tmp_path_factory.mktemp("state")) as server:
+    with notebook_lab(NOTEBOOK, root, tmp_path_factory.mktemp("state"), "invert.ipynb", parameters) as server:
         yield server
     assert not server.external_requests, f"requests left the machine: {server.external_requests}"
 

@@ -13,10 +13,9 @@ import re
 from pathlib import Path
 
 import numpy as np
-import papermill
 import pytest
 import xarray as xr
-from lab_browser import checked_page, jupyter_lab, open_and_run_all, require_chromium, wait_for_figures
+from lab_browser import checked_page, notebook_lab, open_and_run_all, wait_for_figures
 from playwright.sync_api import expect
 from stores import build_store
 from test_uq import notebook_05_parameters
@@ -83,17 +82,10 @@ def test_app_runs_cancels_exports_and_refuses_a_missing_posterior(run_dir, tmp_p
 
 @pytest.fixture(scope="module")
 def lab(run_dir, tmp_path_factory):
-    require_chromium()  # fails, with how to install it, when there is no browser
     root = tmp_path_factory.mktemp("uq-lab")
-    papermill.execute_notebook(  # only inject the parameters: JupyterLab runs it
-        NOTEBOOK,
-        root / "uq.ipynb",
-        parameters=notebook_05_parameters(run_dir, root),
-        prepare_only=True,
-        progress_bar=False,
-    )
+    parameters = notebook_05_parameters(run_dir, root)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with jupyter_lab(root, tmp_path_factory.mktemp("uq-state")) as server:
+    with notebook_lab(NOTEBOOK, root, tmp_path_factory.mktemp("uq-state"), "uq.ipynb", parameters) as server:
         yield server
     assert not server.external_requests, f"requests left the machine: {server.external_requests}"
 

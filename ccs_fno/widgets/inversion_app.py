@@ -17,8 +17,7 @@ widget foundations (``panels.py``: Bokeh sources updated in place).
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ from ccs_fno.inversion import (
     verify,
 )
 from ccs_fno.inversion.observations import observation_grid
-from ccs_fno.widgets.explorer import _torch_threads
+from ccs_fno.widgets.background import BackgroundRuns, torch_threads
 from ccs_fno.widgets.panels import (
     DASHED,
     SOLID,
@@ -170,12 +169,10 @@ class InversionApp:
             grid, f"simulator (inverted), {last:g} d", scale, name="plume_simulator"
         )
         self.truth_k.figure.on_event(Tap, self._on_tap)
-        self._lock = threading.RLock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccs-fno-inversion")
-        self._cancel = threading.Event()
+        self._runs = BackgroundRuns("ccs-fno-inversion", self.run_button, self.cancel_button)
+        self._lock = self._runs.lock
         self._truths: dict[tuple, xr.Dataset] = {}
         self._prior = None
-        self.future: Future | None = None
         self.truth: xr.Dataset | None = None
         self.observations: xr.Dataset | None = None
         self.result: xr.Dataset | None = None
@@ -371,25 +368,27 @@ class InversionApp:
     def run(self) -> Future:
         """Start an inversion in the background; return its future (the result Dataset)."""
         with self._lock:
-            if self.future is not None and not self.future.done():
+            if self._runs.running:
                 return self.future
-            self._cancel.clear()
             self._history = []
-            self.run_button.disabled, self.cancel_button.disabled = True, False
             self.verify_button.disabled = self.export_button.disabled = True
             self.progress.value, self.progress.bar_style = 0.0, "info"
             self._reset_results("running ...")
             self.status.show("info", "preparing: simulating the truth and synthesising the observations ...")
-            self.future = self._executor.submit(self._run)
-            return self.future
+            return self._runs.start(self._run)
+
+    @property
+    def future(self) -> Future | None:
+        """The future of the last run (its result Dataset), or None before the first."""
+        return self._runs.future
 
     def cancel(self) -> None:
         """Stop the running inversion after its current iteration (the best model so far is kept)."""
-        self._cancel.set()
+        self._runs.cancel()
 
     def _run(self) -> xr.Dataset:
         try:
-            with _torch_threads(1):
+            with torch_threads(1):
                 if self.source.value == "observations file":
                     observations, truth = load_observations(self.file.value), None
                     self._check_file_grid(observations)
@@ -403,18 +402,21 @@ class InversionApp:
                     self._show_truth_plume()
                     self.status.show("info", f"inverting {_count(observations)} observations ...")
                 result = invert(
-                    self.surrogate, observations, self._prior, self.config(), self._on_progress, self._cancel
+                    self.surrogate,
+                    observations,
+                    self._prior,
+                    self.config(),
+                    self._on_progress,
+                    self._runs.cancel_event,
                 )
         except Exception as err:
             with self._lock:
-                self.run_button.disabled, self.cancel_button.disabled = False, True
                 self.progress.bar_style = "danger"
                 self._reset_results("failed: see the status line")
                 self.status.show("error", f"the inversion failed: {type(err).__name__}: {err}")
             raise
         with self._lock:
             self.result, self.confirmed = result, None
-            self.run_button.disabled, self.cancel_button.disabled = False, True
             self.verify_button.disabled = self.export_button.disabled = False
             self.progress.bar_style = "success" if result.attrs["status"] == "completed" else "warning"
             self._show_result(result)
@@ -485,7 +487,7 @@ class InversionApp:
             result = self.result
             self.verify_button.disabled = True
             self.plume_simulator.placeholder("simulating in the background ...")
-            return self._executor.submit(self._verify, result)
+            return self._runs.submit(self._verify, result)
 
     def _verify(self, result: xr.Dataset) -> xr.DataArray:
         try:
@@ -526,8 +528,7 @@ class InversionApp:
 
     def close(self) -> None:
         """Cancel a running inversion and stop the background thread."""
-        self._cancel.set()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._runs.close()
 
 
 def _permeability_scale(space: Any) -> ColourScale:

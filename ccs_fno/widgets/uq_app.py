@@ -18,8 +18,7 @@ re-runs the ensemble.
 from __future__ import annotations
 
 import html
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from ccs_fno.uq import Calibration, posterior_ensemble, prior_ensemble
+from ccs_fno.widgets.background import BackgroundRuns
 from ccs_fno.widgets.panels import (
     Banner,
     ColourScale,
@@ -170,10 +170,8 @@ class UncertaintyApp:
         self.fan_band = self.fan.figure.varea(
             "x", "y1", "y2", source=_empty_band(), fill_color=FAN_COLOUR, fill_alpha=0.25, visible=False
         )
-        self._lock = threading.RLock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccs-fno-uq")
-        self._cancel = threading.Event()
-        self.future: Future | None = None
+        self._runs = BackgroundRuns("ccs-fno-uq", self.run_button, self.cancel_button)
+        self._lock = self._runs.lock
         self._widget: widgets.VBox | None = None
         self.run_button.on_click(lambda _: self.run())
         self.cancel_button.on_click(lambda _: self.cancel())
@@ -290,21 +288,23 @@ class UncertaintyApp:
         background; return its future (the statistics), or None when a posterior has no
         observations (the banner says so)."""
         with self._lock:
-            if self.future is not None and not self.future.done():
+            if self._runs.running:
                 return self.future
             kind = self.mode.value
             if kind == "posterior" and self.observations is None:
                 self.status.show("warning", NO_OBSERVATIONS)
                 return None
             n = int(self.members.value)
-            self._cancel.clear()
             self.progress.max, self.progress.value = n, 0
-            self.run_button.disabled, self.cancel_button.disabled = True, False
             what = "through the surrogate" if kind == "prior" else "inversions (RML posterior)"
             self._message = ("info", f"running {n} {kind} members: {what} ...")
             self.status.show(*self._message)
-            self.future = self._executor.submit(self._run, n, kind)
-            return self.future
+            return self._runs.start(self._run, n, kind)
+
+    @property
+    def future(self) -> Future | None:
+        """The future of the last run (its statistics), or None before the first."""
+        return self._runs.future
 
     def _posterior(self, n: int) -> xr.Dataset:
         from ccs_fno.inversion import InversionConfig, draw_prior
@@ -326,7 +326,7 @@ class UncertaintyApp:
             calibration=self.calibration,
             level=self.level,
             progress=self._progress,
-            should_stop=self._cancel.is_set,
+            should_stop=self._runs.cancel_event.is_set,
         )
 
     def _run(self, n: int, kind: str = "prior") -> xr.Dataset:
@@ -348,17 +348,15 @@ class UncertaintyApp:
                         calibration=self.calibration,
                         level=self.level,
                         progress=self._progress,
-                        should_stop=self._cancel.is_set,
+                        should_stop=self._runs.cancel_event.is_set,
                     )
         except Exception as err:
             with self._lock:
                 self._message = ("error", f"the ensemble failed: {err}")
                 self.status.show(*self._message)
-                self.run_button.disabled, self.cancel_button.disabled = False, True
             raise
         with self._lock:
             self.results[kind] = ds
-            self.run_button.disabled, self.cancel_button.disabled = False, True
             done = ds.sizes["member"]
             if kind == "posterior":
                 text = f"{done} of {n} posterior members ({ds.attrs['inversion_s']:.1f} s of inversion)"
@@ -375,7 +373,7 @@ class UncertaintyApp:
 
     def cancel(self) -> None:
         """Stop the running ensemble after its current batch (the members so far are shown)."""
-        self._cancel.set()
+        self._runs.cancel()
 
     def export(self, path: str | Path | None = None) -> Path:
         """Write the shown statistics as NetCDF (default ``export_dir/uq_<mode>.nc``)."""
@@ -390,8 +388,8 @@ class UncertaintyApp:
         return path
 
     def close(self) -> None:
-        self._cancel.set()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Cancel a running ensemble and stop the background thread."""
+        self._runs.close()
 
 
 def _show(panel: ImagePanel, field: xr.DataArray, title: str, nothing: str) -> None:

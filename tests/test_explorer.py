@@ -179,10 +179,9 @@ def test_engineering_units_rate_as_mass_and_injected_vs_stored_mass(explorer):
     assert density == 700.0
     assert "= 70.0 t/day = 0.0256 Mt/yr CO2<br>at 700 kg/m³: 70 kt in 1000 d" in c.rate_mass.value
     times = np.asarray(TINY_TIMES_DAYS)
-    mass = v.mass.sources
-    np.testing.assert_allclose(mass["injected"].data["y"], injected_mass_t(times, 100.0, density))
+    np.testing.assert_allclose(v.mass.line_data("injected")[1], injected_mass_t(times, 100.0, density))
     stored = stored_mass_t(explorer.predicted, explorer.space.porosity, explorer.space.grid, density)
-    np.testing.assert_allclose(mass["stored (surrogate)"].data["y"], stored)
+    np.testing.assert_allclose(v.mass.line_data("stored (surrogate)")[1], stored)
     assert v.mass.drawn() == ["injected", "stored (surrogate)"]  # no simulator line before Simulate
     assert v.area.figure.title.text == "plume area in the vertical section"
     assert v.area.figure.yaxis[0].axis_label == "area (m² of section)"
@@ -221,7 +220,7 @@ def test_simulate_runs_the_real_simulator_in_the_background_and_shows_the_compar
     assert f"{overall:.1%} over all times" in explorer.status_text
     assert v.area.drawn() == ["surrogate", "simulator"]
     np.testing.assert_array_equal(
-        v.area.sources["simulator"].data["y"], plume_area_m2(reference, explorer.space.grid, s.injector_zx)
+        v.area.line_data("simulator")[1], plume_area_m2(reference, explorer.space.grid, s.injector_zx)
     )
     assert v.mass.drawn() == ["injected", "stored (surrogate)", "stored (simulator)"]
 
@@ -304,7 +303,8 @@ def test_the_calibrated_90_percent_band_is_shown_for_the_shown_time(calibrated):
             (v.extent, plume_extent_m(p, explorer.space.grid, cell), cal.extent_band(0.9)),
         ):
             assert panel.drawn() == ["surrogate", "90 % band"]
-            band = panel.band_sources["90 % band"].data
+            _, lower, upper = panel.band_data("90 % band")
+            band = {"lower": lower, "upper": upper}
             w = width.sel(time=400.0, method="nearest").item()
             assert w > 0
             assert band["upper"][4] == curve[4] + w and band["lower"][4] == max(curve[4] - w, 0.0)

@@ -86,7 +86,7 @@ def test_curve_panel_legend_lists_only_the_lines_drawn():
     panel.set_line("simulator", t, [0.0, 1.5, 2.5])
     assert panel.drawn() == ["surrogate", "simulator"]
     panel.clear_line("simulator")
-    assert panel.drawn() == ["surrogate"] and len(panel.sources["simulator"].data["x"]) == 0
+    assert panel.drawn() == ["surrogate"] and np.isnan(panel.line_data("simulator")[1]).all()
     panel.set_marker(20.0)
     assert panel.marker.location == 20.0 and panel.marker.visible
     with pytest.raises(
@@ -95,6 +95,8 @@ def test_curve_panel_legend_lists_only_the_lines_drawn():
         panel.set_line("observed", t, t)
     with pytest.raises(ValueError, match="1-D of one length"):
         panel.set_line("surrogate", t, t[:2])
+    with pytest.raises(ValueError, match=r"\['surrogate'\] are drawn over other x values than the 2 given"):
+        panel.set_line("simulator", t[:2], [0.0, 1.0])
 
 
 def test_an_update_is_one_event_per_source_and_the_view_is_an_ipywidget():
@@ -110,6 +112,17 @@ def test_an_update_is_one_event_per_source_and_the_view_is_an_ipywidget():
     changed = [(type(e.model).__name__, getattr(e, "attr", None)) for e in events]
     assert ("ColumnDataSource", "data") in changed
     assert sum(1 for m, a in changed if m == "ColumnDataSource") == 1  # the field: one event
+    events.clear()
+    t = np.array([0.0, 20.0, 40.0])  # several lines and bands of a curve panel: one event too
+    curves.update(t, lines={"surrogate": [0.0, 1.0, 4.0]})
+    assert [type(e.model).__name__ for e in events].count("ColumnDataSource") == 1
+    assert (curves.figure.y_range.start, curves.figure.y_range.end) == (0.0, 4.2)  # computed here
+    assert (curves.figure.x_range.start, curves.figure.x_range.end) == (0.0, 40.0)
+    events.clear()
+    curves.update(t, lines={"surrogate": [0.0, 1.0, 3.5]})  # still fills the range: no range change
+    assert [type(e.model).__name__ for e in events] == ["ColumnDataSource"]
+    curves.update(t, lines={"surrogate": [0.0, -1.0, 5.0]})
+    assert (curves.figure.y_range.start, curves.figure.y_range.end) == (-1.3, 5.3)
 
 
 def test_banner_escapes_text_and_hides():

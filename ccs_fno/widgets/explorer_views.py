@@ -219,34 +219,48 @@ class ExplorerViews:
             frame.simulated is not None and now_changed
         ):
             self._show_comparison(frame, t)
-        if _changed(old, frame, "predicted", "injector_zx", "band_applies"):
-            p, cell = frame.predicted, frame.injector_zx
-            area, extent = plume_area_m2(p, self.grid, cell), plume_extent_m(p, self.grid, cell)
-            self.area.set_line("surrogate", self.times_days, area)
-            self.extent.set_line("surrogate", self.times_days, extent)
-            if self.band is not None:
-                self._show_curve_bands(frame, area, extent)
+        curves = self._curves(old, frame)  # one update per panel: one Bokeh event each
+        for panel, (lines, bands) in zip(self.curves, curves, strict=True):
+            if lines or bands:
+                panel.update(self.times_days, lines, bands)
         if self.band is not None and _changed(old, frame, "time_index", "band_applies"):
             self._show_band_map(frame, t)
-        if _changed(old, frame, "predicted"):
-            stored = stored_mass_t(frame.predicted, self.porosity, self.grid, self.density)
-            self.mass.set_line("stored (surrogate)", self.times_days, stored)
-        if _changed(old, frame, "rate_m3_per_day"):
-            injected = injected_mass_t(self.times_days, frame.rate_m3_per_day, self.density)
-            self.mass.set_line("injected", self.times_days, injected)
-        if _changed(old, frame, "simulated", "injector_zx"):
-            self._show_simulated_curves(frame)
         if _changed(old, frame, "time_index"):
             for panel in self.curves:
                 panel.set_marker(t)
 
-    def _show_curve_bands(self, frame: ExplorerFrame, area: np.ndarray, extent: np.ndarray) -> None:
-        for panel, curve, key in ((self.area, area, "area"), (self.extent, extent, "extent")):
-            if frame.band_applies:
-                width = self._band_widths[key]
-                panel.set_band(BAND, self.times_days, np.maximum(curve - width, 0.0), curve + width)
+    def _curves(self, old: ExplorerFrame | None, frame: ExplorerFrame) -> list[tuple[dict, dict]]:
+        """The lines and bands of the area, extent and mass panels that ``frame`` changes (None:
+        hide)."""
+        (area, area_bands), (extent, extent_bands), (mass, _) = curves = [({}, {}) for _ in self.curves]
+        grid, cell = self.grid, frame.injector_zx
+        if _changed(old, frame, "predicted", "injector_zx", "band_applies"):
+            p = frame.predicted
+            area["surrogate"], extent["surrogate"] = (
+                plume_area_m2(p, grid, cell),
+                plume_extent_m(p, grid, cell),
+            )
+            if self.band is not None:
+                for lines, bands, key in ((area, area_bands, "area"), (extent, extent_bands, "extent")):
+                    curve, width = lines["surrogate"], self._band_widths[key]
+                    bands[BAND] = (
+                        (np.maximum(curve - width, 0.0), curve + width) if frame.band_applies else None
+                    )
+        if _changed(old, frame, "predicted"):
+            mass["stored (surrogate)"] = stored_mass_t(frame.predicted, self.porosity, grid, self.density)
+        if _changed(old, frame, "rate_m3_per_day"):
+            mass["injected"] = injected_mass_t(self.times_days, frame.rate_m3_per_day, self.density)
+        if _changed(old, frame, "simulated", "injector_zx"):
+            s = frame.simulated
+            if s is None:
+                area["simulator"] = extent["simulator"] = mass["stored (simulator)"] = None
             else:
-                panel.clear_band(BAND)
+                area["simulator"], extent["simulator"] = (
+                    plume_area_m2(s, grid, cell),
+                    plume_extent_m(s, grid, cell),
+                )
+                mass["stored (simulator)"] = stored_mass_t(s, self.porosity, grid, self.density)
+        return curves
 
     def _show_band_map(self, frame: ExplorerFrame, t: float) -> None:
         if frame.band_applies:
@@ -265,15 +279,3 @@ class ExplorerViews:
         self.simulated.show(simulated, f"simulator: CO2 saturation at {t:g} d")
         error = _percent(relative_error(predicted, simulated))
         self.difference.show(predicted - simulated, f"difference: rel. L2 error {error} at {t:g} d")
-
-    def _show_simulated_curves(self, frame: ExplorerFrame) -> None:
-        if frame.simulated is None:
-            self.area.clear_line("simulator")
-            self.extent.clear_line("simulator")
-            self.mass.clear_line("stored (simulator)")
-            return
-        s, cell = frame.simulated, frame.injector_zx
-        self.area.set_line("simulator", self.times_days, plume_area_m2(s, self.grid, cell))
-        self.extent.set_line("simulator", self.times_days, plume_extent_m(s, self.grid, cell))
-        stored = stored_mass_t(s, self.porosity, self.grid, self.density)
-        self.mass.set_line("stored (simulator)", self.times_days, stored)

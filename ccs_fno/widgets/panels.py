@@ -285,6 +285,11 @@ class CurvePanel:
     ``set_line`` gave it data and hidden again by ``clear_line``: hidden lines leave the legend.
     ``bands`` maps names to colours of shaded bands (``set_band``: a lower and an upper curve,
     e.g. an error band around a line), listed in the legend like lines while drawn.
+
+    All lines and bands of a panel share its x values and one data source (``source``):
+    ``update`` changes several of them with one Bokeh event (one message to the browser, one
+    redraw), where a ``set_line`` per line sends one each. The axes' ranges are computed here
+    from what is drawn (``Range1d``), not by the browser (which would send them back).
     """
 
     def __init__(
@@ -309,37 +314,46 @@ class CurvePanel:
             height=size_px[1],
             x_axis_label=x_label,
             y_axis_label=y_label,
+            x_range=Range1d(0.0, 1.0),
+            y_range=Range1d(0.0, 1.0),
             tools=TOOLS,
             toolbar_location=None,
             sizing_mode="scale_width",
         )
-        self.sources: dict[str, ColumnDataSource] = {}
+        # columns: "x", then per line "y<i>", per band "lower<i>" and "upper<i>"
+        self.columns: dict[str, tuple[str, ...]] = {}
         self.renderers = {}
         self.items: dict[str, LegendItem] = {}
-        self.band_sources: dict[str, ColumnDataSource] = {}
+        self.bands = tuple(bands or ())
         band_items: dict[str, LegendItem] = {}  # listed after the lines
-        for name, colour in (bands or {}).items():  # drawn under the lines
-            source = ColumnDataSource({"x": np.zeros(0), "lower": np.zeros(0), "upper": np.zeros(0)})
+        self.source = ColumnDataSource({"x": np.zeros(0)})
+        y_tip = "@{%s}{" + (y_format or "0.[000]") + "}"
+        for i, (band, colour) in enumerate((bands or {}).items()):  # drawn under the lines
+            if band in lines:
+                raise ValueError(f"{band!r} names both a line and a band: give them different names")
+            self.columns[band] = (f"lower{i}", f"upper{i}")
             renderer = self.figure.varea(
-                "x", "lower", "upper", source=source, fill_color=colour, fill_alpha=0.25, visible=False
-            )
-            self.band_sources[name], self.renderers[name] = source, renderer
-            band_items[name] = LegendItem(label=name, renderers=[renderer], visible=False)
-        for name, style in lines.items():
-            source = ColumnDataSource({"x": np.zeros(0), "y": np.zeros(0)})
+                "x", *self.columns[band], source=self.source, fill_color=colour, fill_alpha=0.25,
+                visible=False,
+            )  # fmt: skip
+            self.renderers[band] = renderer
+            band_items[band] = LegendItem(label=band, renderers=[renderer], visible=False)
+        for i, (line, style) in enumerate(lines.items()):
+            self.columns[line] = (f"y{i}",)
             renderer = self.figure.line(
-                "x", "y", source=source, line_color=style.colour, line_dash=style.dash,
+                "x", f"y{i}", source=self.source, line_color=style.colour, line_dash=style.dash,
                 line_width=style.width, visible=False,
             )  # fmt: skip
-            self.sources[name], self.renderers[name] = source, renderer
-            self.items[name] = LegendItem(label=name, renderers=[renderer], visible=False)
+            self.renderers[line] = renderer
+            self.items[line] = LegendItem(label=line, renderers=[renderer], visible=False)
+            tips = [(x_label, "@x{0.[00]}"), (f"{y_label}, {line}", y_tip % f"y{i}")]
+            self.figure.add_tools(HoverTool(renderers=[renderer], tooltips=tips))
         self.items.update(band_items)
+        self.source.data = {"x": np.zeros(0), **{c: np.zeros(0) for cs in self.columns.values() for c in cs}}
         self.legend = Legend(items=list(self.items.values()), location="top_left", visible=False)
         self.figure.add_layout(self.legend)
         if y_format is not None:  # a Numeral format, e.g. "0,0" for 120,000
             self.figure.yaxis[0].formatter = NumeralTickFormatter(format=y_format)
-        y_tip = "@y{" + (y_format or "0.[000]") + "}"
-        self.figure.add_tools(HoverTool(tooltips=[(x_label, "@x{0.[00]}"), (y_label, y_tip)]))
         self.marker: Span | None = None
         if marker:
             # drawn on the overlay layer: moving it repaints only that layer, not the lines
@@ -349,46 +363,102 @@ class CurvePanel:
             self.marker.visible = False
             self.figure.add_layout(self.marker)
 
+    def update(
+        self,
+        x: np.ndarray,
+        lines: Mapping[str, np.ndarray | None] | None = None,
+        bands: Mapping[str, tuple[np.ndarray, np.ndarray] | None] | None = None,
+    ) -> None:
+        """Draw (values) or hide (None) several lines and bands over ``x`` at once (one Bokeh
+        event); the others stay as they are, and must be drawn over the same ``x`` if drawn."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 1:
+            raise ValueError(f"x must be 1-D, got shape {x.shape}")
+        lines, bands = dict(lines or {}), dict(bands or {})
+        for name in lines:
+            if name not in self.columns or name in self.bands:
+                raise ValueError(f"unknown line {name!r}; this panel draws {self._names(False)}")
+        for name in bands:
+            if name not in self.bands:
+                raise ValueError(f"unknown band {name!r}; this panel shades {list(self.bands)}")
+        old = self.source.data
+        same_x = old["x"].shape == x.shape and np.array_equal(old["x"], x)
+        kept = [n for n in self.drawn() if n not in lines and n not in bands]
+        if kept and not same_x:
+            raise ValueError(
+                f"{kept} are drawn over other x values than the {x.size} given: update or clear them "
+                "in the same call (a panel's lines share their x)"
+            )
+        data = {"x": x} if not same_x else dict(old)
+        if not same_x:  # nothing else drawn: the other columns are empty at the new length
+            data.update({c: np.full(x.shape, np.nan) for cs in self.columns.values() for c in cs})
+        values = {**{n: None if y is None else (y,) for n, y in lines.items()}, **bands}
+        for name, columns in values.items():
+            visible = columns is not None
+            for column, y in zip(
+                self.columns[name], columns or (None,) * len(self.columns[name]), strict=True
+            ):
+                y = np.full(x.shape, np.nan) if y is None else np.asarray(y, dtype=np.float64)
+                if y.shape != x.shape:
+                    raise ValueError(
+                        f"{name!r}: x and its values must be 1-D of one length, got {x.shape} and {y.shape}"
+                    )
+                data[column] = y
+            self.renderers[name].visible = self.items[name].visible = visible
+        self.source.data = data
+        self.legend.visible = any(item.visible for item in self.items.values())
+        self._fit_ranges(data)
+
+    def _fit_ranges(self, data: Mapping[str, np.ndarray]) -> None:
+        """Axis ranges that hold what is drawn: x its span; y from 0 (or the lowest value, when
+        negative) to the highest plus 5 %, changed only when the data leave the range or fill
+        less than 60 % of it (a small change of the curves sends no range change)."""
+        x = data["x"]
+        if x.size:
+            low, high = float(x.min()), float(x.max())
+            _set_range(self.figure.x_range, low, high if high > low else low + 1.0)
+        drawn = [data[c] for n in self.drawn() for c in self.columns[n]]
+        finite = np.concatenate([y[np.isfinite(y)] for y in drawn]) if drawn else np.zeros(0)
+        if not finite.size:
+            return
+        low, high = min(float(finite.min()), 0.0), max(float(finite.max()), 0.0)
+        pad = 0.05 * (high - low) or 1.0
+        y = self.figure.y_range
+        inside = y.start <= low and high <= y.end
+        if not inside or (high - low) < 0.6 * (y.end - y.start):
+            _set_range(y, low - pad if low < 0 else 0.0, high + pad)
+
     def set_line(self, name: str, x: np.ndarray, y: np.ndarray) -> None:
         """Draw line ``name`` through ``(x, y)`` and list it in the legend."""
-        source = self._source(name)
-        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        if x.shape != y.shape or x.ndim != 1:
-            raise ValueError(f"line {name!r}: x and y must be 1-D of one length, got {x.shape} and {y.shape}")
-        source.data = {"x": x, "y": y}
-        self.renderers[name].visible = self.items[name].visible = True
-        self.legend.visible = True
+        self.update(x, lines={name: y})
 
     def clear_line(self, name: str) -> None:
         """Hide line ``name`` and take it out of the legend."""
-        source = self._source(name)
-        if self.renderers[name].visible:
-            source.data = {"x": np.zeros(0), "y": np.zeros(0)}
-            self.renderers[name].visible = self.items[name].visible = False
-        self.legend.visible = any(item.visible for item in self.items.values())
+        self.update(self.source.data["x"], lines={name: None})
 
     def set_band(self, name: str, x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
         """Shade band ``name`` between ``lower`` and ``upper`` over ``x`` and list it in the legend."""
-        if name not in self.band_sources:
-            raise ValueError(f"unknown band {name!r}; this panel shades {list(self.band_sources)}")
-        x, lo, hi = (np.asarray(a, dtype=np.float64) for a in (x, lower, upper))
-        if not (x.shape == lo.shape == hi.shape) or x.ndim != 1:
-            raise ValueError(
-                f"band {name!r}: x, lower and upper must be 1-D of one length, got {x.shape}, "
-                f"{lo.shape} and {hi.shape}"
-            )
-        self.band_sources[name].data = {"x": x, "lower": lo, "upper": hi}
-        self.renderers[name].visible = self.items[name].visible = True
-        self.legend.visible = True
+        self.update(x, bands={name: (lower, upper)})
 
     def clear_band(self, name: str) -> None:
         """Hide band ``name`` and take it out of the legend."""
-        if name not in self.band_sources:
-            raise ValueError(f"unknown band {name!r}; this panel shades {list(self.band_sources)}")
-        if self.renderers[name].visible:
-            self.band_sources[name].data = {"x": np.zeros(0), "lower": np.zeros(0), "upper": np.zeros(0)}
-            self.renderers[name].visible = self.items[name].visible = False
-        self.legend.visible = any(item.visible for item in self.items.values())
+        self.update(self.source.data["x"], bands={name: None})
+
+    def line_data(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of line ``name`` as sent to the browser (NaN where hidden)."""
+        if name not in self.columns or name in self.bands:
+            raise ValueError(f"unknown line {name!r}; this panel draws {self._names(False)}")
+        return self.source.data["x"], self.source.data[self.columns[name][0]]
+
+    def band_data(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, lower, upper)`` of band ``name`` as sent to the browser."""
+        if name not in self.bands:
+            raise ValueError(f"unknown band {name!r}; this panel shades {list(self.bands)}")
+        lower, upper = self.columns[name]
+        return self.source.data["x"], self.source.data[lower], self.source.data[upper]
+
+    def _names(self, bands: bool) -> list[str]:
+        return [n for n in self.columns if (n in self.bands) == bands]
 
     def drawn(self) -> list[str]:
         """Names of the lines and bands drawn (and listed in the legend), in order: lines first."""
@@ -404,10 +474,13 @@ class CurvePanel:
             self.marker.location = float(x)
             self.marker.visible = True
 
-    def _source(self, name: str) -> ColumnDataSource:
-        if name not in self.sources:
-            raise ValueError(f"unknown line {name!r}; this panel draws {list(self.sources)}")
-        return self.sources[name]
+
+def _set_range(axis: Range1d, start: float, end: float) -> None:
+    """Set a range's ends, sending only those that change."""
+    if axis.start != start:
+        axis.start = start
+    if axis.end != end:
+        axis.end = end
 
 
 class Banner:
@@ -531,19 +604,17 @@ def _draw_image(ax, panel: ImagePanel) -> None:
 def _draw_curves(ax, panel: CurvePanel) -> None:
     for name in panel.drawn():
         glyph = panel.renderers[name].glyph
-        if name in panel.band_sources:
-            data = panel.band_sources[name].data
-            ax.fill_between(
-                data["x"], data["lower"], data["upper"], color=glyph.fill_color, alpha=0.25, label=name
-            )
+        if name in panel.bands:
+            x, lower, upper = panel.band_data(name)
+            ax.fill_between(x, lower, upper, color=glyph.fill_color, alpha=0.25, label=name)
             continue
-        data = panel.sources[name].data
+        x, y = panel.line_data(name)
         pattern = glyph.line_dash
         name_ = pattern if isinstance(pattern, str) else _BOKEH_DASHES.get(tuple(pattern), "dashed")
         dash = _MATPLOTLIB_DASHES.get(name_, "--")
         ax.plot(
-            data["x"],
-            data["y"],
+            x,
+            y,
             color=glyph.line_color,
             linestyle=dash,
             linewidth=glyph.line_width,

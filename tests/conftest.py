@@ -19,3 +19,6 @@ def torch_one_thread():
 
 # The notebooks executed once per session (papermill), shared by the notebook and browser tests.
 from notebook_runs import generated, trained, work  # noqa: E402, F401
+
+# Tiny trained runs built once per session, shared by the modules that use the same parameters.
+from run_fixtures import responsive_run_dir, tiny_run_dir  # noqa: E402, F401

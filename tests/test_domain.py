@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from tiny_run import build_tiny_run
 
 from ccs_fno.domain import OutOfDomainWarning, TrainingDomain
 from ccs_fno.metrics import relative_l2
@@ -114,11 +113,11 @@ def test_scenarios_outside_the_training_distribution_are_named(default, scenario
     assert pred.attrs["out_of_domain"].startswith("sample 1: the permeability is not channel geology")
 
 
-def test_training_records_the_distribution_in_the_model_file(tmp_path):
-    run_dir = build_tiny_run(tmp_path)
+def test_training_records_the_distribution_in_the_model_file(tiny_run_dir):
+    run_dir = tiny_run_dir
     state = load_model_file(run_dir)
     domain = TrainingDomain.from_dict(state["domain"])
-    assert domain == TrainingDomain.from_store(tmp_path / "store.zarr")
+    assert domain == TrainingDomain.from_store(run_dir.parent / "store.zarr")
     assert json.loads(json.dumps(domain.to_dict())) == domain.to_dict()  # plain JSON data
     surrogate = load_surrogate(run_dir)
     assert surrogate.domain == domain and surrogate.provenance == {}

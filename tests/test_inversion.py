@@ -1,7 +1,8 @@
 """Inversion through the surrogate: observations, operator, priors, regularisers, gradients,
 recovery, progress/cancel, the result Dataset, simulator verification and bad input.
 
-One tiny real run (16x16 store simulated here, a 1-epoch FNO) serves the module."""
+One tiny real run (16x16 store, an FNO trained for 20 epochs: ``responsive_run_dir``, shared with
+the inversion app's test) serves the module."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from tiny_run import build_tiny_run
 
 from ccs_fno.data import read_store
 from ccs_fno.inversion import (
@@ -50,12 +50,10 @@ N = 16  # the tiny grid
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(responsive_run_dir):
     """(store, surrogate, prior) on 16x16 with report times every 100 days; the FNO is trained
     long enough (20 epochs, ~10 s) for its output to follow the permeability."""
-    run_dir = build_tiny_run(
-        tmp_path_factory.mktemp("inversion"), n_samples=24, epochs=20, lr=1e-2, master_seed=3
-    )
+    run_dir = responsive_run_dir
     store = run_dir.parent / "store.zarr"
     prior = draw_prior(default_space("channel", resolution=N), 40, master_seed=777)
     return store, load_surrogate(run_dir), prior

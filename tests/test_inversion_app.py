@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from lab_browser import checked_page, notebook_lab, open_and_run_all, wait_for_figures
 from playwright.sync_api import expect
-from tiny_run import build_tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "04_invert_permeability.ipynb"
@@ -27,10 +26,9 @@ WINDOW = (1500, 1500)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A tiny run whose output follows the permeability (as in test_inversion.py): (run, store)."""
-    base = tmp_path_factory.mktemp("inversion-app")
-    return build_tiny_run(base, n_samples=24, epochs=20, lr=1e-2, master_seed=3), base / "store.zarr"
+def tiny(responsive_run_dir):
+    """The tiny run whose output follows the permeability (shared with test_inversion.py): (run, store)."""
+    return responsive_run_dir, responsive_run_dir.parent / "store.zarr"
 
 
 @pytest.fixture(scope="module")

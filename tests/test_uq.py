@@ -4,13 +4,14 @@ in-memory ones, prior ensembles through a real tiny surrogate, the calibration s
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 from stores import build_store
-from tiny_run import TINY_TIMES_DAYS, build_tiny_run
+from tiny_run import TINY_TIMES_DAYS
 
 from ccs_fno.data import heldout_split, read_saturation, read_store, split_samples
 from ccs_fno.plume import plume_area_m2, plume_extent_m
@@ -280,15 +281,18 @@ def test_calibration_split_leaves_existing_splits_bit_identical():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    base = tmp_path_factory.mktemp("uq")
-    run_dir = build_tiny_run(base)
-    heldout = build_store(base / "heldout.zarr", 12, 9001, TINY_TIMES_DAYS, resolution=16)
-    return load_surrogate(run_dir), run_dir, heldout
+def tiny(tiny_run_dir, tmp_path_factory):
+    """(surrogate, run dir, held-out store): the session's tiny run (shared: never written into)
+    and 12 held-out simulations on its grid."""
+    heldout = build_store(
+        tmp_path_factory.mktemp("uq") / "heldout.zarr", 12, 9001, TINY_TIMES_DAYS, resolution=16
+    )
+    return load_surrogate(tiny_run_dir), tiny_run_dir, heldout
 
 
-def test_calibrate_a_real_surrogate_on_a_heldout_store_and_save_it_next_to_it(tiny):
-    surrogate, run_dir, heldout = tiny
+def test_calibrate_a_real_surrogate_on_a_heldout_store_and_save_it_next_to_it(tiny, tmp_path):
+    surrogate, shared_run, heldout = tiny
+    run_dir = shutil.copytree(shared_run, tmp_path / "run")  # the shared run stays as it is
     split = heldout_split(read_store(heldout).done_indices, 0.75, 0)
     cal = calibrate(surrogate, heldout, split["calibration"], levels=(0.8,), delta=0.25)
     pred, truth = predict_store(surrogate, heldout, split["calibration"])

@@ -19,7 +19,7 @@ from lab_browser import checked_page, notebook_lab, open_and_run_all, wait_for_f
 from playwright.sync_api import expect
 from stores import build_store
 from test_uq import notebook_05_parameters
-from tiny_run import TINY_TIMES_DAYS, build_tiny_run
+from tiny_run import TINY_TIMES_DAYS
 
 from ccs_fno.data import heldout_split, read_store
 from ccs_fno.surrogate import load_surrogate
@@ -34,8 +34,8 @@ WINDOW = (1600, 1000)
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory.mktemp("uq-app-run"))
+def run_dir(tiny_run_dir):
+    return tiny_run_dir  # shared with test_uq.py and test_domain.py
 
 
 def test_app_runs_cancels_exports_and_refuses_a_missing_posterior(run_dir, tmp_path):

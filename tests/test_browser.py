@@ -204,10 +204,15 @@ def test_explorer_live(lab, page, run_dir):
         page.keyboard.press("ArrowLeft")
     t_days = TINY_TIMES_DAYS[-4]
     expect(time_slider.locator(".widget-readout")).to_have_text(f"{t_days:g} d")
-    figures = _wait_for(
-        page, lambda f: f["surrogate"]["title"] == f"surrogate: CO2 saturation at {t_days:g} d", "t"
+    figures = _wait_for(  # the markers move in the same update, in later messages
+        page,
+        lambda f: (
+            f["surrogate"]["title"] == f"surrogate: CO2 saturation at {t_days:g} d"
+            and [f[n]["marker"] for n in ("area", "extent", "mass")] == [t_days] * 3
+        ),
+        "t and its markers",
     )
-    assert [figures[n]["marker"] for n in ("area", "extent", "mass")] == [t_days] * 3
+    assert figures["band"]["title"] == f"surrogate ± 90 % band at {t_days:g} d"
     page.wait_for_timeout(300)
     assert predicted.screenshot() != before, "the predicted-saturation plot did not change"
 

@@ -132,6 +132,7 @@ class ExplorerViews:
             y_format="0,0",
             name="area",
             bands=bands,
+            fit_ranges=True,
         )
         self.extent = CurvePanel(
             "plume horizontal extent",
@@ -141,6 +142,7 @@ class ExplorerViews:
             y_format="0,0",
             name="extent",
             bands=bands,
+            fit_ranges=True,
         )
         self.mass = CurvePanel(
             "CO2 mass",
@@ -149,6 +151,7 @@ class ExplorerViews:
             {"injected": INJECTED, "stored (surrogate)": SURROGATE, "stored (simulator)": SIMULATOR},
             y_format="0,0",
             name="mass",
+            fit_ranges=True,
         )
         self.curves = (self.area, self.extent, self.mass)
         self.band: ImagePanel | None = None

@@ -288,8 +288,9 @@ class CurvePanel:
 
     All lines and bands of a panel share its x values and one data source (``source``):
     ``update`` changes several of them with one Bokeh event (one message to the browser, one
-    redraw), where a ``set_line`` per line sends one each. The axes' ranges are computed here
-    from what is drawn (``Range1d``), not by the browser (which would send them back).
+    redraw), where a ``set_line`` per line sends one each. With ``fit_ranges`` the axes' ranges
+    are computed here from the lines and bands drawn (``Range1d``), not by the browser (which
+    sends them back as changes of its own); glyphs added to ``figure`` by hand then do not count.
     """
 
     def __init__(
@@ -304,9 +305,12 @@ class CurvePanel:
         name: str | None = None,
         size_px: tuple[int, int] = CURVE_SIZE_PX,
         bands: Mapping[str, str] | None = None,
+        fit_ranges: bool = False,
     ) -> None:
         if not lines:
             raise ValueError("a curve panel needs at least one line: pass lines={'name': LineStyle(...)}")
+        self.fit_ranges = fit_ranges
+        ranges = {"x_range": Range1d(0.0, 1.0), "y_range": Range1d(0.0, 1.0)} if fit_ranges else {}
         self.figure = figure(
             title=title,
             name=name,
@@ -314,11 +318,10 @@ class CurvePanel:
             height=size_px[1],
             x_axis_label=x_label,
             y_axis_label=y_label,
-            x_range=Range1d(0.0, 1.0),
-            y_range=Range1d(0.0, 1.0),
             tools=TOOLS,
             toolbar_location=None,
             sizing_mode="scale_width",
+            **ranges,
         )
         # columns: "x", then per line "y<i>", per band "lower<i>" and "upper<i>"
         self.columns: dict[str, tuple[str, ...]] = {}
@@ -370,7 +373,8 @@ class CurvePanel:
         bands: Mapping[str, tuple[np.ndarray, np.ndarray] | None] | None = None,
     ) -> None:
         """Draw (values) or hide (None) several lines and bands over ``x`` at once (one Bokeh
-        event); the others stay as they are, and must be drawn over the same ``x`` if drawn."""
+        event). The others stay as they are over the same ``x``; new ``x`` values hide them (they
+        were drawn over the old ones)."""
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 1:
             raise ValueError(f"x must be 1-D, got shape {x.shape}")
@@ -383,15 +387,11 @@ class CurvePanel:
                 raise ValueError(f"unknown band {name!r}; this panel shades {list(self.bands)}")
         old = self.source.data
         same_x = old["x"].shape == x.shape and np.array_equal(old["x"], x)
-        kept = [n for n in self.drawn() if n not in lines and n not in bands]
-        if kept and not same_x:
-            raise ValueError(
-                f"{kept} are drawn over other x values than the {x.size} given: update or clear them "
-                "in the same call (a panel's lines share their x)"
-            )
         data = {"x": x} if not same_x else dict(old)
-        if not same_x:  # nothing else drawn: the other columns are empty at the new length
+        if not same_x:  # new x values: what is not given here is hidden (it was drawn over the old x)
             data.update({c: np.full(x.shape, np.nan) for cs in self.columns.values() for c in cs})
+            for name in self.drawn():
+                self.renderers[name].visible = self.items[name].visible = False
         values = {**{n: None if y is None else (y,) for n, y in lines.items()}, **bands}
         for name, columns in values.items():
             visible = columns is not None
@@ -407,7 +407,8 @@ class CurvePanel:
             self.renderers[name].visible = self.items[name].visible = visible
         self.source.data = data
         self.legend.visible = any(item.visible for item in self.items.values())
-        self._fit_ranges(data)
+        if self.fit_ranges:
+            self._fit_ranges(data)
 
     def _fit_ranges(self, data: Mapping[str, np.ndarray]) -> None:
         """Axis ranges that hold what is drawn: x its span; y from 0 (or the lowest value, when

@@ -38,6 +38,7 @@ import numpy as np
 
 from ccs_fno.co2_mass import format_mass_t, injected_mass_t, mass_rate_t_per_day, mt_per_year
 from ccs_fno.plume import relative_error
+from ccs_fno.widgets.background import torch_threads
 from ccs_fno.widgets.controls import ExplorerControls, depth_to_row
 from ccs_fno.widgets.explorer_views import BAND, BAND_DOES_NOT_APPLY, BAND_LEVEL, ExplorerFrame, ExplorerViews
 from ccs_fno.widgets.panels import Banner
@@ -69,20 +70,6 @@ def check_compatible(surrogate: Surrogate, space: ScenarioSpace) -> None:
             f"({surrogate.times_days[0]:g} ... {surrogate.times_days[-1]:g} d) but the store reports "
             f"{times.size} ({times[0]:g} ... {times[-1]:g} d); give the store the run was trained on"
         )
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run torch on ``n`` threads: one small field gains little from more, and on a small
-    machine extra threads fight the simulator thread and the kernel (4-10x slower measured)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def find_calibration(run_dir: str | os.PathLike) -> Calibration | None:
@@ -318,7 +305,7 @@ class ScenarioExplorer:
         k = self._rock(scenario)
         self.timings_ms["geology"] = 1e3 * (time.perf_counter() - start)
         start = time.perf_counter()
-        with _torch_threads(1):
+        with torch_threads(1):
             predicted = self.surrogate.predict(
                 k,
                 rate_m3_per_day=scenario.rate_m3_per_day,

@@ -328,7 +328,7 @@ def test_metrics():
 
 def test_observation_files_round_trip(truth, tmp_path):
     obs = synthesize_observations(truth, BOTH, seed=7)
-    for name in ("o.nc", "o.zarr"):
+    for name in ("o.nc", "o.zarr", "new/dir/o.nc"):  # parent directories are made
         back = load_observations(save_observations(obs, tmp_path / name))
         xr.testing.assert_allclose(back[["well_saturation", "snapshot_saturation"]],
                                    obs[["well_saturation", "snapshot_saturation"]])  # fmt: skip

@@ -494,8 +494,11 @@ def observations_from_csv(
 
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to NetCDF (``*.nc``, via scipy: NetCDF3) or Zarr (``*.zarr``, format 3)."""
+    """Write ``ds`` to NetCDF (``*.nc``, via scipy: NetCDF3) or Zarr (``*.zarr``, format 3);
+    missing parent directories are created."""
     path = Path(path)
+    if path.suffix in (".nc", ".zarr"):
+        path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".nc":
         ds.to_netcdf(path)
     elif path.suffix == ".zarr":

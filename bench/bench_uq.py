@@ -7,13 +7,19 @@
     .venv/bin/python bench/bench_uq.py large --members 10000 --out docs/results/uq_prior_10000.txt
     .venv/bin/python bench/bench_uq.py posterior --heldout /work/bench_data/heldout_channel.zarr \
         --truths 20 --members 5 --iterations 12 --out docs/results/uq_posterior.txt
+    .venv/bin/python bench/bench_uq.py ensemble --heldout /work/bench_data/heldout_channel.zarr \
+        --runs /work/bench_data/ens_s1 /work/bench_data/ens_s2 /work/bench_data/ens_s3 \
+        --out docs/results/uq_ensemble.txt
 
 * ``calibration``: the held-out channel store (never used in training) split in calibration and
   test halves (``heldout_split``); pointwise coverage at 80 % and 90 % on the test half (all
   cells, and the "active" cells where truth or prediction is non-zero), band widths, plume-area
   band coverage, the sample-level (alpha, delta) statement, and the same bands on an
-  out-of-family store (Gaussian geology). Deep-ensemble bands need M trained surrogates: not
-  measured here (see docs/benchmarks.md).
+  out-of-family store (Gaussian geology).
+* ``ensemble``: a deep ensemble of M trained runs (``--runs``) on the same test half: the
+  uncalibrated Gaussian band mean +/- z * std (std across members, ddof 1) beside split-conformal
+  bands of the ensemble mean fitted on the calibration half, unscaled (|err|) and ensemble-scaled
+  (|err| / max(std, floor), ``Calibration.fit(scale=...)``): coverage and band width.
 * ``prior``: members 0..N-1 of the held-out store's scenario space and master seed ARE its
   first N samples (simulator runs): the Monte Carlo reference. The same scenarios go through
   the surrogate; P(S > 0.05) maps at 1000 d and P10/P50/P90 plume areas are compared.
@@ -38,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from transcript import Transcript, cpu_model  # noqa: E402
 
 from ccs_fno.data import heldout_split, read_store  # noqa: E402
+from ccs_fno.plume import PLUME_THRESHOLD  # noqa: E402
 from ccs_fno.surrogate import load_surrogate  # noqa: E402
 from ccs_fno.uq import (  # noqa: E402
     Calibration,
@@ -57,7 +64,8 @@ def header(out: Transcript, args: argparse.Namespace) -> None:
     out(f"$ {' '.join(sys.argv)}")
     out(f"machine: {cpu_model()}, {len(__import__('os').sched_getaffinity(0))} CPUs available")
     out(f"load (uptime): {Path('/proc/loadavg').read_text().split()[:3]}")
-    out(f"surrogate: {args.surrogate}")
+    if hasattr(args, "surrogate"):
+        out(f"surrogate: {args.surrogate}")
 
 
 def peak_rss_mb() -> float:
@@ -108,10 +116,8 @@ def coverage_report(out, name, cal, pred, truth, summary, indices) -> None:
         )
 
 
-def cmd_calibration(args: argparse.Namespace) -> None:
-    out = Transcript()
-    header(out, args)
-    surrogate = load_surrogate(args.surrogate)
+def heldout_halves(out, args: argparse.Namespace):
+    """The held-out store and its calibration/test halves (``heldout_split``), described."""
     summary = read_store(args.heldout)
     split = heldout_split(summary.done_indices, 0.5, args.split_seed)
     out(
@@ -119,6 +125,14 @@ def cmd_calibration(args: argparse.Namespace) -> None:
         f"{read_config(summary.path).master_seed}; heldout_split(fraction 0.5, seed {args.split_seed}): "
         f"{split['calibration'].size} calibration, {split['test'].size} test"
     )
+    return summary, split
+
+
+def cmd_calibration(args: argparse.Namespace) -> None:
+    out = Transcript()
+    header(out, args)
+    surrogate = load_surrogate(args.surrogate)
+    summary, split = heldout_halves(out, args)
     t0 = time.perf_counter()
     pred_c, truth_c, _ = predict_quiet(surrogate, summary, split["calibration"])
     t1 = time.perf_counter()
@@ -152,7 +166,7 @@ def cmd_calibration(args: argparse.Namespace) -> None:
             f"rel-L2 mean {rel.mean():.4f} (in-family test rel-L2 is ~0.06)"
         )
         coverage_report(out, "out-of-family", cal, pred, truth, ood, ood.done_indices)
-    out("deep-ensemble bands: not measured (needs M independently trained canonical surrogates)")
+    out("deep-ensemble bands: see `bench_uq.py ensemble` (docs/results/uq_ensemble.txt)")
     out(f"peak RSS {peak_rss_mb():.0f} MB; load after: {Path('/proc/loadavg').read_text().split()[:3]}")
     write(args, out)
 
@@ -327,6 +341,90 @@ def cmd_posterior(args: argparse.Namespace) -> None:
     write(args, out)
 
 
+def rel_l2(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean over samples of ||pred - truth|| / ||truth|| (all times and cells)."""
+    n = len(pred)
+    err = np.linalg.norm((pred - truth).reshape(n, -1), axis=1)
+    return float((err / np.linalg.norm(truth.reshape(n, -1), axis=1)).mean())
+
+
+def band_row(out, name, level, pred, truth, half_width) -> None:
+    """One band's pointwise coverage of ``|pred - truth| <= half_width`` on all test cells
+    (Clopper-Pearson CI counting each field as one trial, as ``evaluate_calibration``), on plume
+    cells, and its mean half-width at 1000 d (cells any test plume reaches; all cells)."""
+    n = len(pred)
+    inside = np.abs(pred - truth) <= half_width
+    cov = float(inside.mean())
+    low, high = binomial_interval(round(cov * n), n)
+    plume = (truth > PLUME_THRESHOLD) | (pred > PLUME_THRESHOLD)
+    last = np.broadcast_to(half_width, pred.shape)[:, -1]
+    reached = plume[:, -1].any(axis=0)
+    out(
+        f"  {name} {level:.0%}: pointwise coverage {pct(cov)} (95 % CI {pct(low)}-{pct(high)}); "
+        f"plume cells {pct(float(inside[plume].mean()))}; half-width at 1000 d: mean "
+        f"{float(last[:, reached].mean()):.4f} over cells any test plume reaches, "
+        f"{float(last.mean()):.4f} over all cells"
+    )
+
+
+def ensemble_predict(members, summary, indices):
+    """Member predictions (M, n, T, Z, X) and truths of ``indices``; warnings counted."""
+    preds, warned = [], 0
+    for surrogate in members:
+        pred, truth, w = predict_quiet(surrogate, summary, indices)
+        preds.append(pred)
+        warned += w
+    return np.stack(preds), truth, warned
+
+
+def cmd_ensemble(args: argparse.Namespace) -> None:
+    from scipy.stats import norm
+
+    out = Transcript()
+    header(out, args)
+    if len(args.runs) < 2:
+        raise SystemExit(f"--runs: a deep ensemble needs at least 2 trained runs, got {len(args.runs)}")
+    members = [load_surrogate(run) for run in args.runs]
+    out(f"members ({len(members)}): {', '.join(args.runs)}")
+    summary, split = heldout_halves(out, args)
+    t0 = time.perf_counter()
+    test, truth, warned = ensemble_predict(members, summary, split["test"])
+    seconds = time.perf_counter() - t0
+    out(f"test half predicted by {len(members)} members in {seconds:.1f} s ({warned} warnings)")
+    for run, pred in zip(args.runs, test, strict=True):
+        out(f"  member {run}: test-half rel-L2 {rel_l2(pred, truth):.4f}")
+    mean, std = test.mean(axis=0), test.std(axis=0, ddof=1)
+    del test
+    out(f"  ensemble mean: test-half rel-L2 {rel_l2(mean, truth):.4f}")
+    out(
+        f"(a) uncalibrated deep-ensemble band: mean +/- z * std, std across the {len(members)} members "
+        "(ddof 1) per cell and time, z the Gaussian quantile (no calibration data used)"
+    )
+    for level in LEVELS:
+        z = float(norm.ppf((1 + level) / 2))
+        band_row(out, f"ensemble z={z:.3f}", level, mean, truth, z * std)
+    calib, truth_c, _ = ensemble_predict(members, summary, split["calibration"])
+    mean_c, std_c = calib.mean(axis=0), calib.std(axis=0, ddof=1)
+    del calib
+    cells = summary.injector_zx[split["calibration"]]
+    fit = dict(grid=summary.grid, injector_zx=cells, times_days=summary.times_days, levels=LEVELS)
+    t0 = time.perf_counter()
+    plain = Calibration.fit(mean_c, truth_c, **fit)
+    scaled = Calibration.fit(mean_c, truth_c, scale=np.maximum(std_c, args.scale_floor), **fit)
+    out(
+        f"(b) split-conformal bands of the ensemble mean, fitted on the {plain.n_calibration} "
+        f"calibration-half samples ({time.perf_counter() - t0:.1f} s): unscaled |err|, and "
+        f"ensemble-scaled |err| / max(std, {args.scale_floor:g})"
+    )
+    del mean_c, std_c, truth_c
+    for level in LEVELS:
+        band_row(out, "conformal unscaled", level, mean, truth, plain.band(level).values)
+        scale = np.maximum(std, args.scale_floor)
+        band_row(out, "conformal scaled", level, mean, truth, scaled.band(level).values * scale)
+    out(f"peak RSS {peak_rss_mb():.0f} MB; load after: {Path('/proc/loadavg').read_text().split()[:3]}")
+    write(args, out)
+
+
 def write(args: argparse.Namespace, out: Transcript) -> None:
     if args.out:
         Path(args.out).write_text("\n".join(out.lines) + "\n")
@@ -337,12 +435,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("calibration", "prior", "large", "posterior"):
+    for name in ("calibration", "prior", "large", "posterior", "ensemble"):
         p = sub.add_parser(name)
-        p.add_argument("--surrogate", default="default", help="run dir or 'default'")
+        if name != "ensemble":
+            p.add_argument("--surrogate", default="default", help="run dir or 'default'")
         p.add_argument("--out", help="write the transcript here")
         p.add_argument("--batch-size", type=int, default=64)
-        if name in ("calibration", "prior", "posterior"):
+        if name in ("calibration", "prior", "posterior", "ensemble"):
             p.add_argument("--heldout", required=True, help="held-out channel store (never trained on)")
         if name == "calibration":
             p.add_argument("--ood", help="out-of-family store (e.g. Gaussian geology)")
@@ -353,6 +452,10 @@ def main() -> None:
             p.add_argument("--members", type=int, default=200 if name == "prior" else 10_000)
         if name == "large":
             p.add_argument("--seed", type=int, default=12)
+        if name == "ensemble":
+            p.add_argument("--runs", nargs="+", required=True, help="the members' run dirs (or 'default')")
+            p.add_argument("--split-seed", type=int, default=0)
+            p.add_argument("--scale-floor", type=float, default=1e-3, help="floor of the std as a scale")
         if name == "posterior":
             p.add_argument("--truths", type=int, default=20)
             p.add_argument("--members", type=int, default=5)
@@ -366,6 +469,7 @@ def main() -> None:
         "prior": cmd_prior,
         "large": cmd_large,
         "posterior": cmd_posterior,
+        "ensemble": cmd_ensemble,
     }
     commands[args.command](args)
 

@@ -388,13 +388,16 @@ class CurvePanel:
         old = self.source.data
         same_x = old["x"].shape == x.shape and np.array_equal(old["x"], x)
         data = {"x": x} if not same_x else dict(old)
+        # Each renderer's visibility is set once, to its final value, and only when it changes: a
+        # False-then-True flip of one property within an update (sent from the app's worker thread)
+        # could reach the browser as its last state False.
+        visibility = {name: item.visible for name, item in self.items.items()}
         if not same_x:  # new x values: what is not given here is hidden (it was drawn over the old x)
             data.update({c: np.full(x.shape, np.nan) for cs in self.columns.values() for c in cs})
-            for name in self.drawn():
-                self.renderers[name].visible = self.items[name].visible = False
+            visibility.update({name: False for name in self.drawn()})
         values = {**{n: None if y is None else (y,) for n, y in lines.items()}, **bands}
         for name, columns in values.items():
-            visible = columns is not None
+            visibility[name] = columns is not None
             for column, y in zip(
                 self.columns[name], columns or (None,) * len(self.columns[name]), strict=True
             ):
@@ -404,8 +407,11 @@ class CurvePanel:
                         f"{name!r}: x and its values must be 1-D of one length, got {x.shape} and {y.shape}"
                     )
                 data[column] = y
-            self.renderers[name].visible = self.items[name].visible = visible
         self.source.data = data
+        for name, visible in visibility.items():
+            for model in (self.renderers[name], self.items[name]):
+                if model.visible != visible:
+                    model.visible = visible
         self.legend.visible = any(item.visible for item in self.items.values())
         if self.fit_ranges:
             self._fit_ranges(data)

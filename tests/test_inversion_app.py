@@ -94,10 +94,16 @@ def test_inversion_app(lab, page):
     # a run to completion: the misfit curve, the inverted map, the status line
     app.locator("button", has_text="Run").first.click()
     expect(app.locator(".ccs-banner", has_text="completed: chi2/N")).to_have_count(1, timeout=UI_TIMEOUT_MS)
+    # the result's panel updates reach the page as separate messages: wait for all of them
     figures = wait_for_figures(
-        page, lambda f: f["inverted"]["image"] and f["misfit"]["legend"] == ["misfit"], "a result"
+        page,
+        lambda f: (
+            f["inverted"]["image"]
+            and f["misfit"]["legend"] == ["misfit"]
+            and f["data"]["legend"] == ["observed", "predicted"]
+        ),
+        "a result",
     )
-    assert figures["data"]["legend"] == ["observed", "predicted"]
     assert figures["plume_simulator"]["labels"] == ["press Verify with simulator after a run"]
 
     # the simulator confirms in the background

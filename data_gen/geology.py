@@ -2,7 +2,9 @@
 
 Every field is a float64 array of shape ``grid.shape``, indexed ``[z, x]`` with z = 0 at the top,
 and is reproducible bit for bit from a non-negative integer seed (numpy ``SeedSequence``; no
-global RNG state is touched).
+global RNG state is touched). Gaussian fields are GSTools' own; the cached path of the interactive
+apps (``cached=True``) sums GSTools' modes separably on the grid, equal to round-off and ~30 times
+faster (see ``unit_log_field``).
 """
 
 from __future__ import annotations
@@ -242,13 +244,85 @@ def covariance_model(params: GaussianParams) -> gs.CovModel:
     )
 
 
+def _gstools_seed(seed: int) -> int:
+    """GSTools seeds a RandomState (< 2**32); SeedSequence maps any non-negative int seed onto it."""
+    return int(np.random.SeedSequence(_check_seed(seed)).generate_state(1)[0])
+
+
 def _log_field(grid: Grid, params: GaussianParams, seed: int) -> np.ndarray:
     """Y = ln(k / geometric_mean_md), float64 [z, x], from GSTools (see gaussian_permeability)."""
     model = covariance_model(params)
-    # GSTools seeds a RandomState (< 2**32); SeedSequence maps any non-negative int seed onto it.
-    gs_seed = int(np.random.SeedSequence(_check_seed(seed)).generate_state(1)[0])
-    srf = gs.SRF(model, generator="RandMeth", mode_no=_RANDMETH_MODES, seed=gs_seed)
+    srf = gs.SRF(model, generator="RandMeth", mode_no=_RANDMETH_MODES, seed=_gstools_seed(seed))
     return srf((grid.x_m, grid.z_m), mesh_type="structured").T  # GSTools gives (nx, nz)
+
+
+def _has_separable_sum(model: gs.CovModel) -> bool:
+    """Whether ``_separable_log_field`` reproduces GSTools' RandMeth field of ``model``.
+
+    It needs GSTools' inversion sampling of the spectrum (a ppf; otherwise GSTools samples by
+    MCMC), a linear ``isometrize`` (not lat-lon), no nugget (GSTools draws it per cell after the
+    modes) and a non-zero variance (GSTools then draws no wave vectors).
+    """
+    return (
+        model.has_ppf
+        and model.field_dim == 2
+        and not model.latlon
+        and model.nugget == 0.0
+        and not np.isclose(model.var, 0.0)
+    )
+
+
+def _randmeth_modes(model: gs.CovModel, gs_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GSTools' RandMeth modes of ``model``: amplitudes z_1, z_2 (N,) and wave vectors k (2, N).
+
+    The draws of ``gstools.field.generator.RandMeth.reset_seed`` (GSTools 1.7, "auto" sampling of
+    a model with a ppf), through GSTools' public RNG in the same order: ``RNG.random`` hands out
+    a new RandomState, seeded from the master RNG, on every access.
+    """
+    rng = gs.random.RNG(gs_seed)
+    z_1 = rng.random.normal(size=_RANDMETH_MODES)
+    z_2 = rng.random.normal(size=_RANDMETH_MODES)
+    directions = rng.sample_sphere(model.dim, _RANDMETH_MODES)
+    pdf, cdf, ppf = model.dist_func
+    radii = rng.sample_dist(size=_RANDMETH_MODES, pdf=pdf, cdf=cdf, ppf=ppf, a=0)
+    return z_1, z_2, radii * directions
+
+
+def _cell_cos_sin(
+    centres_m: np.ndarray, step_m: float, wavenumber: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of ``wavenumber * centres_m``, each (n, N), for uniform cell centres.
+
+    With cell j = m p + q (m = ceil(sqrt(n))) the phase is split into ``wavenumber * centres_m[q]``
+    plus ``wavenumber * m p step_m`` and recombined by the angle-sum formulas: 2 sqrt(n) instead
+    of n evaluations of cos and sin per mode, for a few ulp of the phase.
+    """
+    n = centres_m.size
+    m = math.isqrt(n - 1) + 1
+    inner = np.multiply.outer(centres_m[:m], wavenumber)
+    outer = np.multiply.outer(np.arange(-(-n // m)) * (m * step_m), wavenumber)
+    cos_i, sin_i, cos_o, sin_o = np.cos(inner), np.sin(inner), np.cos(outer), np.sin(outer)
+    cos = (cos_o[:, None] * cos_i - sin_o[:, None] * sin_i).reshape(-1, wavenumber.size)[:n]
+    sin = (sin_o[:, None] * cos_i + cos_o[:, None] * sin_i).reshape(-1, wavenumber.size)[:n]
+    return cos, sin
+
+
+def _separable_log_field(grid: Grid, model: gs.CovModel, gs_seed: int) -> np.ndarray:
+    """GSTools' RandMeth field of ``model`` on the grid, float64 [z, x], summed separably.
+
+    GSTools sums ``sqrt(var / N) sum_i z_1i cos(k_i . p) + z_2i sin(k_i . p)`` over every cell,
+    with ``p = model.isometrize((x, z))``, a linear map. So ``k_i . p = a_i x + b_i z`` with
+    ``a_i = k_i . iso(e_x)`` and ``b_i = k_i . iso(e_z)``, and by the angle-sum formulas the sum
+    over modes is two (nz x N) @ (N x nx) matrix products of cos and sin of ``b z`` and ``a x``.
+    """
+    z_1, z_2, k = _randmeth_modes(model, gs_seed)
+    iso_x, iso_z = model.isometrize(np.eye(2)).T  # the images of unit steps along x and z
+    cos_x, sin_x = _cell_cos_sin(grid.x_m, grid.dx_m, iso_x @ k)
+    cos_z, sin_z = _cell_cos_sin(grid.z_m, grid.dz_m, iso_z @ k)
+    # z_1 cos(ax + bz) + z_2 sin(ax + bz) = cos(bz) (z_1 cos(ax) + z_2 sin(ax))
+    #                                      + sin(bz) (z_2 cos(ax) - z_1 sin(ax))
+    summed = cos_z @ (z_1 * cos_x + z_2 * sin_x).T + sin_z @ (z_2 * cos_x - z_1 * sin_x).T
+    return math.sqrt(model.var / _RANDMETH_MODES) * summed
 
 
 def gaussian_permeability(
@@ -261,10 +335,11 @@ def gaussian_permeability(
     the section and truncate the spectrum), and it handles anisotropy and rotation directly.
 
     With ``cached=True`` the field is ``geometric_mean_md * exp(sqrt(log_variance) * U)`` from
-    the cached unit-variance field U of ``unit_log_field``: the same field to round-off (a few
-    1e-16 relative), in about a millisecond when only ``geometric_mean_md`` or ``log_variance``
-    changed (interactive apps). The default is GSTools' own arithmetic, bit for bit as in the
-    data stores.
+    the cached unit-variance field U of ``unit_log_field`` (GSTools' modes summed separably): the
+    same field to round-off (about 1e-14 relative for the default structure, see there), in about
+    5 ms for a new correlation structure or seed instead of ~130 ms at 64 x 64, and in about a
+    millisecond when only ``geometric_mean_md`` or ``log_variance`` changed (interactive apps).
+    The default is GSTools' own arithmetic, bit for bit as in the data stores.
     """
     _check_params(params, GaussianParams)
     if cached:
@@ -282,6 +357,16 @@ def unit_log_field(grid: Grid, params: GaussianParams, seed: int) -> np.ndarray:
     ``len_scale_m``, ``anisotropy``, ``angle_deg``, ``nu``), not on ``geometric_mean_md`` or
     ``log_variance``: GSTools draws the same Fourier modes for any variance and scales their sum
     by its square root. The last 32 fields are kept (a few hundred kB at 64 x 64).
+
+    U is GSTools' RandMeth field with GSTools' own modes (drawn through its public RNG in the order
+    RandMeth draws them), summed separably: on the structured grid each phase ``k_i . p`` is
+    ``a_i x + b_i z``, so the 1000-mode sum is two (nz x N) @ (N x nx) matrix products of cos and
+    sin of ``a x`` and ``b z`` (~5 ms instead of ~130 ms at 64 x 64). Only the rounding of the
+    phases differs from GSTools' cell-by-cell sum, so the two agree to about machine epsilon times
+    the largest phase in radians: ~1e-14 for the "gaussian" model and smooth Matern fields,
+    1e-12 to 1e-10 for "exponential" fields (heavy-tailed spectrum, phases up to ~1e5 rad), more
+    for Matern nu << 1 at short lengths. GSTools' own field moves as much when the cell
+    positions move by one ulp.
     """
     _check_params(params, GaussianParams)
     structure = replace(params, geometric_mean_md=1.0, log_variance=1.0)
@@ -290,7 +375,12 @@ def unit_log_field(grid: Grid, params: GaussianParams, seed: int) -> np.ndarray:
 
 @lru_cache(maxsize=32)
 def _unit_log_field(grid: Grid, structure: GaussianParams, seed: int) -> np.ndarray:
-    field = np.ascontiguousarray(_log_field(grid, structure, seed), dtype=np.float64)
+    model = covariance_model(structure)
+    if _has_separable_sum(model):
+        field = _separable_log_field(grid, model, _gstools_seed(seed))
+    else:  # GSTools' own summation, e.g. for a model without a spectral ppf (none of ours)
+        field = _log_field(grid, structure, seed)
+    field = np.ascontiguousarray(field, dtype=np.float64)
     field.flags.writeable = False  # shared by every caller of the cache
     return field
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import gstools as gs
 import numpy as np
 import pytest
 
@@ -41,6 +42,24 @@ def _lag_correlation(y: np.ndarray, dz: int, dx: int) -> float:
     x0, x1 = max(0, -dx), nx - max(0, dx)
     a, b = y[:, : nz - dz, x0:x1], y[:, dz:, x0 + dx : x1 + dx]
     return float((a * b).mean() / (y**2).mean())
+
+
+def _phase_roundoff_bound(grid: Grid, model, seed: int) -> float:
+    """Bound on |separable sum - GSTools' sum| of one RandMeth field, in units of the field.
+
+    The two sums differ only in how each phase k_i . iso(x, z) is rounded: GSTools rounds the
+    isometrised position and then the dot product, the separable sum rounds a_i, b_i, the split
+    of x or z and the angle sums. Each rounding is within eps of Psi_i = sum |k_di| |M_de| max
+    |pos_e| (M the isometrisation); 8 eps (1 + Psi_i) per phase covers them and the absolute eps
+    of cos, sin and their products. Mode i moves by at most sqrt(var (z_1i^2 + z_2i^2) / N) per
+    radian of phase. Measured differences are 0.4 % to 11 % of this bound (heavy-tailed
+    exponential spectra at the top, where one mode with a phase of ~1e4 rad dominates).
+    """
+    z_1, z_2, k = geo._randmeth_modes(model, geo._gstools_seed(seed))
+    iso = np.abs(model.isometrize(np.eye(2)))
+    psi = np.abs(k).T @ iso @ np.array([grid.x_m[-1], grid.z_m[-1]])
+    rate = np.sqrt(model.var * (z_1**2 + z_2**2) / z_1.size)
+    return 8.0 * np.finfo(np.float64).eps * float(np.sum(rate * (1.0 + psi)))
 
 
 # --- reproducibility -----------------------------------------------------------------------------
@@ -129,14 +148,22 @@ def test_matern_spectral_quantile_inverts_gstools_density(nu):
 )
 def test_cached_gaussian_field_rescales_to_a_fresh_generation(structure):
     """Changing only the geometric mean or the variance rescales the cached unit field; the
-    result equals GSTools' own generation of that field to round-off."""
+    result equals GSTools' own generation of that field to round-off.
+
+    The unit field is summed separably, so ln k differs from GSTools' by at most
+    sqrt(log_variance) times the phase round-off bound of the unit field (8e-13 to 5e-12 here,
+    measured 6e-15 to 5e-14), which is the relative difference of k; 1e-14 more covers rescaling.
+    """
     geo._unit_log_field.cache_clear()
+    unit_bound = _phase_roundoff_bound(COARSE, geo.covariance_model(structure), 11)
+    assert unit_bound < 1e-11
     for mean_md, variance in ((50.0, 1.0), (7.5, 0.3), (400.0, 2.7), (20.0, 0.0)):
         params = replace(structure, geometric_mean_md=mean_md, log_variance=variance)
         fresh = geo.gaussian_permeability(COARSE, params, 11)
         rescaled = geo.gaussian_permeability(COARSE, params, 11, cached=True)
         assert rescaled.dtype == np.float64 and rescaled.shape == COARSE.shape
-        np.testing.assert_allclose(rescaled, fresh, rtol=1e-13, atol=0)
+        rtol = 1e-14 + math.sqrt(variance) * unit_bound
+        np.testing.assert_allclose(rescaled, fresh, rtol=rtol, atol=0)
         np.testing.assert_array_equal(geo.permeability("gaussian", COARSE, params, 11, cached=True), rescaled)
     info = geo._unit_log_field.cache_info()
     assert (info.misses, info.hits) == (1, 7)  # generated once, rescaled for every other call
@@ -146,6 +173,57 @@ def test_cached_gaussian_field_rescales_to_a_fresh_generation(structure):
     assert not np.allclose(geo.unit_log_field(COARSE, structure, 12), unit)
     other = replace(structure, len_scale_m=structure.len_scale_m / 2)
     assert not np.allclose(geo.unit_log_field(COARSE, other, 11), unit)
+
+
+# A non-square grid with dx != dz and sizes that are not perfect squares (the cos/sin split).
+_SECTIONS = (Grid(nz=24, nx=40, dx_m=12.0, dz_m=7.5), Grid(nz=7, nx=50, dx_m=20.0, dz_m=3.0))
+
+
+@pytest.mark.parametrize("grid", _SECTIONS, ids=["24x40", "7x50"])
+@pytest.mark.parametrize(
+    "structure",
+    [
+        geo.GaussianParams(model="gaussian", len_scale_m=150.0, anisotropy=0.3, angle_deg=-20.0),
+        geo.GaussianParams(model="gaussian", len_scale_m=60.0, anisotropy=0.1, angle_deg=75.0),
+        geo.GaussianParams(model="exponential", len_scale_m=100.0, anisotropy=0.5, angle_deg=30.0),
+        geo.GaussianParams(model="exponential", len_scale_m=40.0, anisotropy=0.2, angle_deg=-20.0),
+        geo.GaussianParams(model="matern", nu=0.8, len_scale_m=200.0, anisotropy=0.25, angle_deg=75.0),
+        geo.GaussianParams(model="matern", nu=2.5, len_scale_m=80.0, anisotropy=0.5, angle_deg=30.0),
+    ],
+    ids=lambda p: f"{p.model}-{p.len_scale_m:g}m-{p.angle_deg:g}deg",
+)
+def test_separable_unit_field_equals_gstools_srf(grid, structure):
+    """The cached unit field is GSTools' own RandMeth field (same modes, summed separably),
+    within the phase round-off bound of ``_phase_roundoff_bound`` (8e-13 to 5e-10 here)."""
+    model = geo.covariance_model(structure)  # unit variance
+    # isometrize is linear, so the phases split into a x + b z
+    pos = np.random.default_rng(0).uniform(-1e3, 1e3, (2, 50))
+    np.testing.assert_allclose(model.isometrize(pos), model.isometrize(np.eye(2)) @ pos, rtol=1e-14)
+    assert geo._has_separable_sum(model)
+    for seed in (0, 11, 2**40 + 7):
+        gs_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
+        srf = gs.SRF(model, generator="RandMeth", mode_no=1000, seed=gs_seed)
+        reference = srf((grid.x_m, grid.z_m), mesh_type="structured").T
+        geo._unit_log_field.cache_clear()
+        unit = geo.unit_log_field(grid, structure, seed)
+        assert unit.shape == grid.shape and unit.dtype == np.float64
+        bound = _phase_roundoff_bound(grid, model, seed)
+        assert bound < 1e-9  # round-off, not a different field (whose values are O(1))
+        np.testing.assert_allclose(unit, reference, rtol=0, atol=bound)
+
+
+def test_models_without_a_separable_sum_fall_back_to_gstools(monkeypatch):
+    assert all(
+        geo._has_separable_sum(geo.covariance_model(geo.GaussianParams(model=m))) for m in geo.GAUSSIAN_MODELS
+    )
+    assert not geo._has_separable_sum(gs.Matern(dim=2, nu=1.5))  # no ppf: GSTools samples by MCMC
+    assert not geo._has_separable_sum(gs.Gaussian(dim=2, nugget=0.1))
+    assert not geo._has_separable_sum(gs.Gaussian(dim=2, var=0.0))
+    monkeypatch.setattr(geo, "_has_separable_sum", lambda model: False)
+    geo._unit_log_field.cache_clear()
+    unit = geo.unit_log_field(COARSE, geo.GaussianParams(), 4)
+    geo._unit_log_field.cache_clear()
+    np.testing.assert_array_equal(unit, geo._log_field(COARSE, geo.GaussianParams(), 4))
 
 
 def test_unit_log_field_has_unit_variance_over_an_ensemble():

@@ -55,9 +55,14 @@ PROBE_JS = """() => {
   const mark = (e) => { if (p.input === null) p.input = performance.now(); };
   for (const type of ['keydown', 'change', 'click', 'input'])
     document.addEventListener(type, mark, true);
-  const surrogateTitle = () => {
+  const surrogateTitle = () => {  // the title with the note in the image's corner (the time)
     for (const doc of Bokeh.documents) for (const m of doc.all_models)
-      if (m.type === 'Figure' && m.name === 'surrogate') return m.title.text;
+      if (m.type === 'Figure' && m.name === 'surrogate') {
+        let note = '';
+        for (const r of m.renderers)
+          if (r.glyph && r.glyph.type === 'Text') note = r.data_source.data[r.glyph.text.field][0];
+        return `${m.title.text} ${note}`;
+      }
     return null;
   };
   for (const doc of Bokeh.documents) doc.on_change(() => {

@@ -178,8 +178,9 @@ def open_and_run_all(page, lab: Lab, notebook: str, timeout_s: float = 120.0) ->
 
 
 # The state of every named Bokeh figure in the page (BokehJS models, as drawn): title, the texts
-# of visible labels (placeholders), whether the image is drawn, visible colour-bar titles, legend
-# items shown, the time marker, axis labels. Used by the browser tests and bench/bench_explorer.py.
+# of visible labels (placeholders), whether the image is drawn, the note in an image's corner,
+# the title with that note (``shown``), visible colour-bar titles, legend items shown, the time
+# marker (a VSpan glyph), axis labels. Used by the browser tests and bench/bench_explorer.py.
 BOKEH_FIGURES_JS = """() => {
   const out = {};
   if (!window.Bokeh || !Bokeh.documents) return out;
@@ -187,14 +188,24 @@ BOKEH_FIGURES_JS = """() => {
   for (const doc of Bokeh.documents) for (const m of doc.all_models) {
     if (m.type !== 'Figure' || !m.name) continue;
     const f = {title: m.title.text, labels: [], legend: [], colour_bars: [], marker: null, image: null};
+    f.note = null;
     for (const c of m.center) {
       if (c.type === 'Label' && c.visible) f.labels.push(c.text);
       if (c.type === 'Legend' && c.visible)
         f.legend = c.items.filter((i) => i.visible).map((i) => text(i.label));
-      if (c.type === 'Span' && c.visible) f.marker = c.location;
     }
-    for (const r of m.renderers) if (r.glyph && r.glyph.type === 'Image') f.image = r.visible;
+    for (const r of m.renderers) {
+      if (!r.glyph) continue;
+      const column = (spec) => (spec && spec.field !== undefined) ? r.data_source.data[spec.field] : null;
+      if (r.glyph.type === 'Image') f.image = r.visible;
+      if (r.glyph.type === 'Text') f.note = column(r.glyph.text)[0];
+      if (r.glyph.type === 'VSpan') {
+        const x = column(r.glyph.x)[0];
+        f.marker = (x === null || x === undefined || Number.isNaN(x)) ? null : x;
+      }
+    }
     for (const c of m.right) if (c.type === 'ColorBar' && c.visible) f.colour_bars.push(c.title);
+    f.shown = f.note ? `${f.title} ${f.note}` : f.title;  // the title as a reader takes it in
     f.xlabel = m.below.length ? m.below[0].axis_label : null;
     f.ylabel = m.left.length ? m.left[0].axis_label : null;
     out[m.name] = f;

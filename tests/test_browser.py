@@ -132,7 +132,7 @@ def test_explorer_live(lab, page, run_dir):
     open_and_run_all(page, lab, "live.ipynb", timeout_s=UI_TIMEOUT_MS / 1000)
     app = _app(page)
     figures = _wait_for(
-        page, lambda f: f["surrogate"]["title"] == "surrogate: CO2 saturation at 1000 d", "it"
+        page, lambda f: f["surrogate"]["shown"] == "surrogate: CO2 saturation at 1000 d", "it"
     )
     app.locator(".bk-Canvas").nth(0).scroll_into_view_if_needed()
     page.wait_for_timeout(500)  # let the canvases paint
@@ -146,7 +146,7 @@ def test_explorer_live(lab, page, run_dir):
     assert figures["area"]["legend"] == ["surrogate", "90 % band"]
     assert figures["extent"]["legend"] == ["surrogate", "90 % band"]
     assert figures["mass"]["legend"] == ["injected", "stored (surrogate)"]
-    assert figures["band"]["title"] == "surrogate ± 90 % band at 1000 d" and figures["band"]["image"]
+    assert figures["band"]["shown"] == "surrogate ± 90 % band at 1000 d" and figures["band"]["image"]
     expect(app.get_by_text("90 % conformal band from 10 held-out simulations")).to_have_count(1)
     # units
     assert figures["rock"]["colour_bars"] == ["permeability (mD)"]
@@ -207,12 +207,12 @@ def test_explorer_live(lab, page, run_dir):
     figures = _wait_for(  # the markers move in the same update, in later messages
         page,
         lambda f: (
-            f["surrogate"]["title"] == f"surrogate: CO2 saturation at {t_days:g} d"
+            f["surrogate"]["shown"] == f"surrogate: CO2 saturation at {t_days:g} d"
             and [f[n]["marker"] for n in ("area", "extent", "mass")] == [t_days] * 3
         ),
         "t and its markers",
     )
-    assert figures["band"]["title"] == f"surrogate ± 90 % band at {t_days:g} d"
+    assert figures["band"]["shown"] == f"surrogate ± 90 % band at {t_days:g} d"
     page.wait_for_timeout(300)
     assert predicted.screenshot() != before, "the predicted-saturation plot did not change"
 
@@ -220,9 +220,9 @@ def test_explorer_live(lab, page, run_dir):
     app.locator("button", has_text="Simulate").click()
     expect(app.locator(".ccs-banner", has_text="relative L2 error")).to_have_count(1, timeout=UI_TIMEOUT_MS)
     figures = _wait_for(page, lambda f: f["simulator"]["image"] is True, "the simulation")
-    assert figures["simulator"]["title"] == f"simulator: CO2 saturation at {t_days:g} d"
+    assert figures["simulator"]["shown"] == f"simulator: CO2 saturation at {t_days:g} d"
     assert figures["simulator"]["labels"] == [] and figures["difference"]["labels"] == []
-    assert figures["difference"]["title"].startswith("difference: rel. L2 error")
+    assert figures["difference"]["note"].startswith(f"at {t_days:g} d: rel. L2 error")
     assert figures["area"]["legend"] == ["surrogate", "simulator", "90 % band"]
     assert figures["mass"]["legend"] == ["injected", "stored (surrogate)", "stored (simulator)"]
     page.wait_for_timeout(300)
@@ -252,7 +252,7 @@ def test_executed_notebook(lab, page):
     expect(status).to_have_count(1, timeout=UI_TIMEOUT_MS)
     figures = _wait_for(page, lambda f: f["simulator"]["image"] is True, "the simulator panel")
     last = f"{TINY_TIMES_DAYS[-1]:g} d"
-    assert figures["simulator"]["title"] == f"simulator: CO2 saturation at {last}"
+    assert figures["simulator"]["shown"] == f"simulator: CO2 saturation at {last}"
     assert figures["simulator"]["labels"] == [] and figures["difference"]["labels"] == []
     assert figures["area"]["legend"] == ["surrogate", "simulator", "90 % band"]
     assert figures["extent"]["legend"] == ["surrogate", "simulator", "90 % band"]

@@ -40,7 +40,12 @@ def explorer(run_dir):
 def _image(panel) -> np.ndarray:
     """The (z, x) field a panel sends to the browser."""
     assert not panel.showing_placeholder, panel.message.text
-    return np.asarray(panel.source.data["image"][0])
+    return panel.field
+
+
+def _shown_title(panel) -> str:
+    """An image panel's title with the note in its corner (e.g. the time shown)."""
+    return f"{panel.figure.title.text} {panel.note_text}".strip()
 
 
 # -- plume metrics ---------------------------------------------------------------------------------
@@ -117,13 +122,13 @@ def test_a_control_change_updates_the_panels_from_the_surrogate_and_wells_stay_p
     ).values
     np.testing.assert_array_equal(explorer.predicted, expected)
     last = len(TINY_TIMES_DAYS) - 1
-    assert v.now.figure.title.text == "surrogate: CO2 saturation at 1000 d"
+    assert _shown_title(v.now) == "surrogate: CO2 saturation at 1000 d"
     np.testing.assert_array_equal(_image(v.now), expected[last])
 
     c.time.value = 3
-    assert v.now.figure.title.text == "surrogate: CO2 saturation at 300 d"
+    assert _shown_title(v.now) == "surrogate: CO2 saturation at 300 d"
     np.testing.assert_array_equal(_image(v.now), expected[3])
-    assert [p.marker.location for p in v.curves] == [300.0] * 3
+    assert [p.marker_at for p in v.curves] == [300.0] * 3
 
     # a new channel realisation: new rock, new prediction, but the wells stay where they were
     depths = c.injector_depth.value, c.producer_depth.value
@@ -211,9 +216,10 @@ def test_simulate_runs_the_real_simulator_in_the_background_and_shows_the_compar
     assert progress == [t / TINY_TIMES_DAYS[-1] for t in TINY_TIMES_DAYS[1:]]  # per report time
     assert not explorer.controls.simulate.disabled
 
-    assert v.simulated.figure.title.text == "simulator: CO2 saturation at 600 d"
+    assert _shown_title(v.simulated) == "simulator: CO2 saturation at 600 d"
     np.testing.assert_array_equal(_image(v.simulated), reference[6].astype(np.float32))
-    assert v.difference.figure.title.text.startswith("difference: rel. L2 error")
+    assert v.difference.figure.title.text == "difference: surrogate − simulator"
+    assert v.difference.note_text.startswith("at 600 d: rel. L2 error")
     difference = (explorer.predicted[6] - reference[6]).astype(np.float32)  # images go out as float32
     np.testing.assert_array_equal(_image(v.difference), difference)
     overall = relative_error(explorer.predicted, reference)
@@ -294,7 +300,7 @@ def test_the_calibrated_90_percent_band_is_shown_for_the_shown_time(calibrated):
         for step in (len(times) - 1, 4):
             c.time.value = step
             t = times[step]
-            assert v.band.figure.title.text == f"surrogate ± 90 % band at {t:g} d"
+            assert _shown_title(v.band) == f"surrogate ± 90 % band at {t:g} d"
             np.testing.assert_array_equal(_image(v.band), cal.band(0.9, time_days=t).values)
             assert v.band.colour_bar.title == "90 % band half-width (saturation)"
         p, cell = explorer.predicted, explorer.scenario.injector_zx

@@ -15,6 +15,7 @@ from ccs_fno.widgets.panels import (
     Banner,
     CurvePanel,
     ImagePanel,
+    SharedSource,
     bokeh_view,
     difference_scale,
     panel_grid,
@@ -52,6 +53,10 @@ def test_image_panel_draws_fields_depth_down_and_says_when_there_is_none():
     assert (
         data["x"] == [5.0, 55.0] and data["depth"] == [7.5, 17.5] and data["well"] == ["injector", "producer"]
     )
+    twin = ImagePanel(GRID, "surrogate", saturation_scale(0.8), wells=panel)  # the same wells
+    assert twin.wells_source is panel.wells_source
+    with pytest.raises(ValueError, match="that panel draws no wells"):
+        ImagePanel(GRID, "x", saturation_scale(), wells=ImagePanel(GRID, "y", saturation_scale()))
     with pytest.raises(ValueError, match=r"grid is \(nz, nx\) = \(4, 6\)"):
         panel.show(np.zeros((6, 4)))
     with pytest.raises(ValueError, match="producer"):
@@ -87,8 +92,11 @@ def test_curve_panel_legend_lists_only_the_lines_drawn():
     assert panel.drawn() == ["surrogate", "simulator"]
     panel.clear_line("simulator")
     assert panel.drawn() == ["surrogate"] and np.isnan(panel.line_data("simulator")[1]).all()
+    assert panel.marker_at is None
     panel.set_marker(20.0)
-    assert panel.marker.location == 20.0 and panel.marker.visible
+    assert panel.marker_at == 20.0
+    panel.set_marker(None)
+    assert panel.marker_at is None
     with pytest.raises(
         ValueError, match=r"unknown line 'observed'; this panel draws \['surrogate', 'simulator'\]"
     ):
@@ -123,6 +131,103 @@ def test_an_update_is_one_event_per_source_and_the_view_is_an_ipywidget():
     assert [type(e.model).__name__ for e in events] == ["ColumnDataSource"]
     curves.update(t, lines={"surrogate": [0.0, -1.0, 5.0]})
     assert (curves.figure.y_range.start, curves.figure.y_range.end) == (-1.3, 5.3)
+
+
+def _events(document: Document) -> list:
+    events: list = []
+    document.on_change(lambda event: events.append(event))
+    return events
+
+
+def test_panels_on_a_shared_source_send_one_event_per_update():
+    """The explorer's images, their notes and the curves' time marker share one source: what an
+    update changes leaves as one patch of the changed columns, unchanged columns are not sent."""
+    shared = SharedSource()
+    shared.add("t", [np.nan])
+    now = ImagePanel(GRID, "surrogate", saturation_scale(), name="now", shared=shared)
+    band = ImagePanel(GRID, "band", saturation_scale(), name="band", shared=shared)
+    area = CurvePanel("area", "t", "m²", {"surrogate": SOLID}, marker_on=(shared, "t"))
+    extent = CurvePanel("extent", "t", "m", {"surrogate": SOLID}, marker_on=(shared, "t"))
+    document = Document()
+    document.add_root(panel_grid([[now, band], [area, extent]]))
+    assert sorted(shared.source.data) == ["band", "band_note", "now", "now_note", "t"]
+    events = _events(document)
+    field = np.full(GRID.shape, 0.25)
+    with shared.batch():
+        now.show(field, note="at 20 d")
+        band.show(2 * field, note="at 20 d")
+        area.set_marker(20.0)
+        assert area.marker_at == 20.0 == extent.marker_at  # one column: both markers
+    patches = [e for e in events if type(e).__name__ == "ColumnsPatchedEvent"]
+    assert len(patches) == 1 and sorted(patches[0].patches) == ["band", "band_note", "now", "now_note", "t"]
+    assert now.note_text == "at 20 d" and now.field.dtype == np.float32
+    np.testing.assert_array_equal(band.field, 2 * field)
+    events.clear()
+    with shared.batch():  # one panel shown again, the marker where it was: only that panel is sent
+        now.show(now.field, note="at 40 d")
+        area.set_marker(20.0)
+    sent = [sorted(e.patches) for e in events if type(e).__name__ == "ColumnsPatchedEvent"]
+    assert sent == [["now", "now_note"]]
+    now.placeholder("no simulation yet")
+    assert now.note_text == "" and now.showing_placeholder
+    with pytest.raises(ValueError, match="needs a name"):
+        ImagePanel(GRID, "x", saturation_scale(), shared=shared)
+    with pytest.raises(ValueError, match="'now' is already in this shared source"):
+        ImagePanel(GRID, "x", saturation_scale(), name="now", shared=shared)
+
+
+def test_curve_panels_on_a_shared_source_share_x_and_send_one_event():
+    shared = SharedSource()
+    area = CurvePanel("area", "t", "m²", {"surrogate": SOLID}, name="area", shared=shared, marker=False)
+    mass = CurvePanel("mass", "t", "t", {"injected": DASHED}, name="mass", shared=shared, marker=False)
+    document = Document()
+    document.add_root(panel_grid([[area, mass]]))
+    events = _events(document)
+    t = np.array([0.0, 20.0, 40.0])
+    y = np.array([0.0, 1.0, 2.0])
+    with shared.batch():  # the first update sets x: one new ``data``
+        area.update(t, lines={"surrogate": y})
+        mass.update(t, lines={"injected": 3 * y})
+    assert [type(e).__name__ for e in events].count("ColumnDataChangedEvent") == 1
+    np.testing.assert_array_equal(mass.line_data("injected")[1], 3 * y)
+    events.clear()
+    with shared.batch():  # same x: one patch of the columns that changed
+        area.update(t, lines={"surrogate": y + 1})
+        mass.update(t, lines={"injected": 3 * y})  # unchanged: not sent
+    patches = [e for e in events if type(e).__name__ == "ColumnsPatchedEvent"]
+    assert len(patches) == 1 and list(patches[0].patches) == ["area_y0"]
+    y[:] = 99.0  # the source holds its own copy: the caller's array stays the caller's
+    np.testing.assert_array_equal(area.line_data("surrogate")[1], [1.0, 2.0, 3.0])
+
+
+def test_a_sticky_colour_scale_keeps_its_range_while_fields_fill_it():
+    rock = ImagePanel(GRID, "permeability", permeability_scale(sticky=True))
+    k = np.full(GRID.shape, 20.0)
+    k[1:3] = 200.0
+    rock.show(k)
+    low, high = rock.mapper.low, rock.mapper.high
+    assert low < 20.0 and high > 200.0  # 10 % of the log span to spare at either end
+    assert np.log10(20.0) - np.log10(low) == pytest.approx(0.1, rel=1e-9)
+    k[1:3] = 190.0
+    rock.show(k)  # inside, and fills > 60 %: the colour bar stays
+    assert (rock.mapper.low, rock.mapper.high) == (low, high)
+    k[1:3] = 900.0
+    rock.show(k)  # leaves it: a new range
+    assert rock.mapper.high > 900.0
+    k[1:3] = 25.0
+    rock.show(k)  # fills too little of it: a new range
+    assert rock.mapper.high < 30.0
+    plain = ImagePanel(GRID, "permeability", permeability_scale())
+    plain.show(k)
+    assert (plain.mapper.low, plain.mapper.high) == (20.0, 25.0)
+    difference = ImagePanel(GRID, "difference", difference_scale(sticky=True))
+    d = np.zeros(GRID.shape)
+    d[0, 0] = 0.3
+    difference.show(d)
+    assert (difference.mapper.low, difference.mapper.high) == pytest.approx((-0.33, 0.33))
+    d[0, 0] = -0.25
+    difference.show(d)
+    assert (difference.mapper.low, difference.mapper.high) == pytest.approx((-0.33, 0.33))
 
 
 def test_banner_escapes_text_and_hides():

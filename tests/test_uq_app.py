@@ -54,16 +54,16 @@ def test_app_runs_cancels_exports_and_refuses_a_missing_posterior(run_dir, tmp_p
         assert ds.sizes["member"] == 9 and app.progress.value == 9
         assert app.status.text.startswith("done: 9 of 9 members")
         assert app.mean.figure.title.text == "mean CO2 saturation at 1000 d (9 members)"
-        np.testing.assert_allclose(app.mean.source.data["image"][0], ds["mean_saturation"].isel(time=-1))
+        np.testing.assert_allclose(app.mean.field, ds["mean_saturation"].isel(time=-1))
         assert app.fan.drawn() == ["P50", "P90 conservative", "truth"]
         band = app.fan_band.data_source.data
         np.testing.assert_allclose(band["y2"], ds["plume_area_quantiles_m2"].sel(quantile=0.9))
         app.threshold.value = 0.2
         p = ds["exceedance_probability"].sel(threshold=0.2).isel(time=-1)
         assert app.exceed.figure.title.text == "P(S > 0.2) at 1000 d"
-        np.testing.assert_allclose(app.exceed.source.data["image"][0], p)
+        np.testing.assert_allclose(app.exceed.field, p)
         app.time.value = 500.0
-        assert app.fan.marker.location == 500.0
+        assert app.fan.marker_at == 500.0
         path = app.export()
         assert xr.open_dataset(path, engine="scipy").sizes["member"] == 9
         app.mode.value = "posterior"

@@ -4,8 +4,13 @@ Top row: the rock (permeability, log mD) with the wells, the surrogate's CO2 sat
 the simulator's, and their difference; bottom row: plume area in the section, plume horizontal
 extent and CO2 mass (injected, and stored according to surrogate and simulator) against time,
 with a marker at the current time. ``ExplorerViews.show(frame)`` updates only the panels whose
-part of the ``ExplorerFrame`` changed. Without a simulation for the shown scenario, the
-simulator and difference panels say so in words and the curves list no simulator line.
+part of the ``ExplorerFrame`` changed, in few Bokeh events (each is a round of messages that
+BokehJS applies and repaints on its own): an image and the note in its corner (the time shown;
+the difference's relative L2 error) are one event, the three curve panels share one source
+(``SharedSource``) and so do their time markers. The rock's and the difference's colour scales
+are sticky (``ColourScale.sticky``): moving a control recolours what changed, not the colour bar
+each time. Without a simulation for the shown scenario, the simulator and difference panels say
+so in words and the curves list no simulator line.
 
 With a conformal calibration of the surrogate (``ccs_fno.uq.Calibration``, fitted on held-out
 simulations on the same grid and report times) the area and extent panels shade its 90 % band
@@ -28,6 +33,7 @@ from ccs_fno.widgets.panels import (
     CurvePanel,
     ImagePanel,
     LineStyle,
+    SharedSource,
     bokeh_view,
     difference_scale,
     panel_grid,
@@ -48,6 +54,10 @@ BAND_LEVEL = 0.9  # the calibrated coverage the explorer shows
 BAND = f"{BAND_LEVEL:.0%} band".replace("%", " %")  # legend label: "90 % band"
 BAND_DOES_NOT_APPLY = f"the {BAND} does not apply here: the scenario lies outside the training distribution"
 BAND_MAP_DOES_NOT_APPLY = "no valid band outside the training distribution"
+SURROGATE_TITLE = "surrogate: CO2 saturation"
+SIMULATOR_TITLE = "simulator: CO2 saturation"
+DIFFERENCE_TITLE = "difference: surrogate − simulator"
+BAND_TITLE = f"surrogate ± {BAND}"
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,11 @@ def _changed(old: ExplorerFrame | None, new: ExplorerFrame, *names: str) -> bool
     return False
 
 
+def _at(t_days: float) -> str:
+    """The note on an image of report time ``t_days``."""
+    return f"at {t_days:g} d"
+
+
 def _percent(value: float) -> str:
     return "n/a" if not np.isfinite(value) else f"{100 * value:.1f} %"
 
@@ -107,12 +122,24 @@ class ExplorerViews:
         self.times_days = np.asarray(times_days, dtype=float)
         self.porosity, self.density = float(porosity), float(co2_density_kg_m3)
         saturation = saturation_scale(max_saturation)
-        self.rock = ImagePanel(grid, "permeability and wells", permeability_scale(), wells=True, name="rock")
-        self.now = ImagePanel(grid, "surrogate", saturation, wells=True, name="surrogate")
-        self.simulated = ImagePanel(grid, "simulator", saturation, wells=True, name="simulator")
-        self.difference = ImagePanel(
-            grid, "difference", difference_scale("surrogate − simulator (-)"), name="difference"
+        # Each image and its note are one source (one event per panel shown): a source shared
+        # by all images would repaint every image panel on any change (measured slower).
+        self.marker_source = SharedSource()  # the time marker of the three curve panels
+        self.marker_source.add("t", [np.nan])
+        self.curve_source = SharedSource()  # the curves of the bottom row, over the report times
+        self.rock = ImagePanel(
+            grid, "permeability and wells", permeability_scale(sticky=True), wells=True, name="rock"
         )
+        wells = self.rock  # one wells source: moving them is one event for the three panels
+        self.now = ImagePanel(grid, SURROGATE_TITLE, saturation, wells=wells, name="surrogate")
+        self.simulated = ImagePanel(grid, "simulator", saturation, wells=wells, name="simulator")
+        self.difference = ImagePanel(
+            grid,
+            DIFFERENCE_TITLE,
+            difference_scale("surrogate − simulator (-)", sticky=True),
+            name="difference",
+        )
+        curves = {"shared": self.curve_source, "marker_on": (self.marker_source, "t"), "fit_ranges": True}
         two = {"surrogate": SURROGATE, "simulator": SIMULATOR}
         self.calibration = calibration
         bands = None
@@ -132,7 +159,7 @@ class ExplorerViews:
             y_format="0,0",
             name="area",
             bands=bands,
-            fit_ranges=True,
+            **curves,
         )
         self.extent = CurvePanel(
             "plume horizontal extent",
@@ -142,7 +169,7 @@ class ExplorerViews:
             y_format="0,0",
             name="extent",
             bands=bands,
-            fit_ranges=True,
+            **curves,
         )
         self.mass = CurvePanel(
             "CO2 mass",
@@ -151,7 +178,7 @@ class ExplorerViews:
             {"injected": INJECTED, "stored (surrogate)": SURROGATE, "stored (simulator)": SIMULATOR},
             y_format="0,0",
             name="mass",
-            fit_ranges=True,
+            **curves,
         )
         self.curves = (self.area, self.extent, self.mass)
         self.band: ImagePanel | None = None
@@ -166,7 +193,7 @@ class ExplorerViews:
             high = max(float(self._band_widths["cells"].max()), 1e-6)
             self.band = ImagePanel(
                 grid,
-                f"surrogate ± {BAND}",
+                BAND_TITLE,
                 ColourScale(f"{BAND} half-width (saturation)", "Magma256", 0.0, high),
                 name="band",
             )
@@ -202,7 +229,8 @@ class ExplorerViews:
             return
         document.hold("combine")
         try:
-            self._show(frame)
+            with self.marker_source.batch(), self.curve_source.batch():
+                self._show(frame)
         finally:
             document.unhold()
 
@@ -212,11 +240,10 @@ class ExplorerViews:
         if _changed(old, frame, "permeability_md"):
             self.rock.show(frame.permeability_md)
         if _changed(old, frame, "injector_zx", "producer_zx"):
-            for panel in (self.rock, self.now, self.simulated):
-                panel.set_wells(wells)
+            self.rock.set_wells(wells)  # and the surrogate's and simulator's panels (one source)
         t = self._t(frame)
         if _changed(old, frame, "predicted", "time_index"):
-            self.now.show(frame.predicted[frame.time_index], f"surrogate: CO2 saturation at {t:g} d")
+            self.now.show(frame.predicted[frame.time_index], note=_at(t))
         now_changed = _changed(old, frame, "predicted", "time_index")
         if _changed(old, frame, "simulated", "simulation_note") or (
             frame.simulated is not None and now_changed
@@ -229,8 +256,7 @@ class ExplorerViews:
         if self.band is not None and _changed(old, frame, "time_index", "band_applies"):
             self._show_band_map(frame, t)
         if _changed(old, frame, "time_index"):
-            for panel in self.curves:
-                panel.set_marker(t)
+            self.area.set_marker(t)  # one column: the markers of all three curve panels
 
     def _curves(self, old: ExplorerFrame | None, frame: ExplorerFrame) -> list[tuple[dict, dict]]:
         """The lines and bands of the area, extent and mass panels that ``frame`` changes (None:
@@ -267,18 +293,17 @@ class ExplorerViews:
 
     def _show_band_map(self, frame: ExplorerFrame, t: float) -> None:
         if frame.band_applies:
-            title = f"surrogate ± {BAND} at {t:g} d"
-            self.band.show(self._band_widths["cells"][frame.time_index], title)
+            self.band.show(self._band_widths["cells"][frame.time_index], BAND_TITLE, note=_at(t))
         else:
-            self.band.placeholder(BAND_MAP_DOES_NOT_APPLY, f"surrogate ± {BAND}: does not apply")
+            self.band.placeholder(BAND_MAP_DOES_NOT_APPLY, f"{BAND_TITLE}: does not apply")
 
     def _show_comparison(self, frame: ExplorerFrame, t: float) -> None:
         if frame.simulated is None:
             self.simulated.placeholder(frame.simulation_note, "simulator")
-            self.difference.placeholder(frame.simulation_note, "difference: surrogate − simulator")
+            self.difference.placeholder(frame.simulation_note, DIFFERENCE_TITLE)
             return
         now = frame.time_index
         predicted, simulated = frame.predicted[now], frame.simulated[now]
-        self.simulated.show(simulated, f"simulator: CO2 saturation at {t:g} d")
+        self.simulated.show(simulated, SIMULATOR_TITLE, note=_at(t))
         error = _percent(relative_error(predicted, simulated))
-        self.difference.show(predicted - simulated, f"difference: rel. L2 error {error} at {t:g} d")
+        self.difference.show(predicted - simulated, DIFFERENCE_TITLE, note=f"{_at(t)}: rel. L2 error {error}")

@@ -32,7 +32,8 @@ log scale with mD tick labels). This module holds no app logic: apps compute, pa
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +50,6 @@ from bokeh.models import (
     LogTicker,
     NumeralTickFormatter,
     Range1d,
-    Span,
 )
 from bokeh.plotting import figure
 
@@ -73,7 +73,9 @@ class ColourScale:
     ``label``: the quantity and its unit, shown on the colour bar. ``low``/``high``: a fixed
     range; ``None`` at either end: that end follows each field's data. ``log``: a log10 scale
     with plain-number tick labels (e.g. permeability in mD). ``symmetric``: a range ``±max|v|``
-    around 0 from each field's data (differences).
+    around 0 from each field's data (differences). ``sticky``: a range from the data is kept while
+    the next fields stay inside it and fill at least 60 % of it (in an app, moving a control then
+    changes the colours of what changed, not the colour bar each time).
     """
 
     label: str
@@ -82,6 +84,7 @@ class ColourScale:
     high: float | None = None
     log: bool = False
     symmetric: bool = False
+    sticky: bool = False
 
     def __post_init__(self) -> None:
         if self.log and self.symmetric:
@@ -114,14 +117,14 @@ def saturation_scale(max_saturation: float = 1.0) -> ColourScale:
     return ColourScale("CO2 saturation (-)", "Viridis256", 0.0, float(max_saturation))
 
 
-def permeability_scale() -> ColourScale:
+def permeability_scale(sticky: bool = False) -> ColourScale:
     """Permeability on a log scale, tick labels in mD."""
-    return ColourScale("permeability (mD)", "Cividis256", log=True)
+    return ColourScale("permeability (mD)", "Cividis256", log=True, sticky=sticky)
 
 
-def difference_scale(label: str = "saturation difference (-)") -> ColourScale:
+def difference_scale(label: str = "saturation difference (-)", sticky: bool = False) -> ColourScale:
     """A difference on a symmetric blue-white-red scale around 0."""
-    return ColourScale(label, "RdBu11", symmetric=True)
+    return ColourScale(label, "RdBu11", symmetric=True, sticky=sticky)
 
 
 def _palette(name: str) -> Sequence[str]:
@@ -141,14 +144,121 @@ def _check_field(field: np.ndarray, grid: Grid) -> np.ndarray:
     return f
 
 
+def _same(old, new) -> bool:
+    """Whether column values ``new`` are those already in the source (arrays: the same object,
+    or equal 1-D numbers; no element-wise comparison of images)."""
+    if old is new:
+        return True
+    if len(old) != len(new):
+        return False
+    if isinstance(old, np.ndarray) and isinstance(new, np.ndarray) and old.ndim == new.ndim == 1:
+        return old.dtype == new.dtype and np.array_equal(old, new, equal_nan=old.dtype.kind == "f")
+    for a, b in zip(old, new, strict=True):
+        if a is b:
+            continue
+        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            return False
+        if a != b and not (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b)):
+            return False
+    return True
+
+
+class SharedSource:
+    """One ``ColumnDataSource`` that several panels draw from, changed in batches.
+
+    Each change of a Bokeh data source is one document event, and ``jupyter_bokeh`` sends every
+    event to the browser as messages of its own, which BokehJS applies and repaints one by one
+    (~10 ms each in JupyterLab). Panels that change together (the explorer's images, the notes on
+    them and the time marker on its curves) share one source: what an update sets inside
+    ``batch()`` leaves as one event, a patch of the columns that changed (or new ``data`` when
+    their length changes). Outside a batch, ``set`` sends at once. Columns hold one value per row;
+    panels that share a source share its rows (e.g. one image per column, or curves over the same
+    x values).
+    """
+
+    def __init__(self) -> None:
+        self.source = ColumnDataSource({})
+        self._pending: dict[str, object] | None = None
+        self._depth = 0
+
+    def add(self, name: str, values) -> str:
+        """Add column ``name`` with ``values`` (before the panels are displayed); returns ``name``."""
+        if name in self.source.data:
+            raise ValueError(
+                f"column {name!r} is already in this shared source: give each panel its own name"
+            )
+        self.source.data[name] = values
+        return name
+
+    def get(self, name: str):
+        """Column ``name`` as it will be after the current batch (as sent, outside one)."""
+        if self._pending is not None and name in self._pending:
+            return self._pending[name]
+        return self.source.data[name]
+
+    def set(self, name: str, values) -> None:
+        """Replace column ``name`` (sent when the outermost batch ends; at once outside one)."""
+        if name not in self.source.data:
+            raise ValueError(f"unknown column {name!r}; this source holds {list(self.source.data)}")
+        with self.batch():
+            self._pending[name] = values
+
+    @contextmanager
+    def batch(self) -> Iterator[SharedSource]:
+        """Collect the ``set`` calls made inside (nested batches join the outermost one)."""
+        if self._depth == 0:
+            self._pending = {}
+        self._depth += 1
+        try:
+            yield self
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                pending, self._pending = self._pending, None
+                self._send(pending)
+
+    def _send(self, changes: dict[str, object]) -> None:
+        data = self.source.data
+        changes = {k: v for k, v in changes.items() if not _same(data[k], v)}
+        if not changes:
+            return
+        rows = len(next(iter(data.values())))
+        if rows and all(len(v) == rows for v in changes.values()):
+            # one patch event; 1-D number columns are patched in place, so they hold copies
+            self.source.patch(
+                {
+                    k: [(0, v[0])] if rows == 1 else [(slice(0, rows), np.asarray(v))]
+                    for k, v in changes.items()
+                }
+            )
+        else:  # new lengths: one new ``data``; columns not given are reset to NaN of the new length
+            copies = {k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in changes.items()}
+            rows = len(next(iter(copies.values())))
+            if any(len(v) != rows for v in copies.values()):
+                lengths = {k: len(v) for k, v in copies.items()}
+                raise ValueError(f"columns of one source must have one length, got {lengths}")
+            rest = {
+                k: v if len(v) == rows else np.full(rows, np.nan) for k, v in data.items() if k not in copies
+            }
+            self.source.data = {**rest, **copies}
+
+
 class ImagePanel:
     """A ``(z, x)`` field on ``grid`` as an image, depth down, axes in m, with a colour bar.
 
     ``show(field)`` draws a field; ``placeholder(text)`` hides the image and its colour bar and
     writes ``text`` in the middle of the panel instead (nothing to show yet). With
-    ``wells=True`` the panel also draws well markers (``set_wells``). ``name`` names the Bokeh
+    ``wells=True`` the panel also draws well markers (``set_wells``); ``wells=other_panel``: the
+    markers of that panel (one source: ``set_wells`` on either moves both). ``name`` names the Bokeh
     figure (found by it in the browser: tests, benchmarks). ``figure`` is the Bokeh
     figure, ``source`` the image's data source.
+
+    ``show(field, note=...)`` also writes a short ``note`` in the panel's top-left corner (e.g. the
+    time shown): a column of the data source, so it changes with the image in one event, where a
+    title change is an event of its own. With ``shared`` the image and its note are columns
+    ``name`` and ``name + "_note"`` of a ``SharedSource`` that other panels also draw from (an
+    update of several panels then leaves as one event); without, the panel has its own (columns
+    ``image`` and ``image_note``).
     """
 
     def __init__(
@@ -157,11 +267,20 @@ class ImagePanel:
         title: str,
         scale: ColourScale,
         *,
-        wells: bool = False,
+        wells: bool | ImagePanel = False,
         name: str | None = None,
         size_px: tuple[int, int] = IMAGE_SIZE_PX,
+        shared: SharedSource | None = None,
     ) -> None:
+        if shared is not None and not name:
+            raise ValueError("an image panel on a shared source needs a name (its column): pass name=...")
         self.grid, self.scale = grid, scale
+        self.shared = shared if shared is not None else SharedSource()
+        self.column = "image" if shared is None else name
+        self.note_column = f"{self.column}_note"
+        self.shared.add(self.column, [np.zeros(grid.shape, dtype=np.float32)])
+        self.shared.add(self.note_column, [""])
+        self.source = self.shared.source
         width_m, depth_m = grid.nx * grid.dx_m, grid.nz * grid.dz_m
         self.figure = figure(
             title=title,
@@ -180,9 +299,14 @@ class ImagePanel:
         mapper_type = LogColorMapper if scale.log else LinearColorMapper
         low = 1.0 if scale.log else 0.0
         self.mapper = mapper_type(palette=_palette(scale.palette), low=low, high=low + 1.0)
-        self.source = ColumnDataSource({"image": [np.zeros(grid.shape, dtype=np.float32)]})
         self.image = self.figure.image(
-            image="image", x=0.0, y=0.0, dw=width_m, dh=depth_m, source=self.source, color_mapper=self.mapper
+            image=self.column,
+            x=0.0,
+            y=0.0,
+            dw=width_m,
+            dh=depth_m,
+            source=self.source,
+            color_mapper=self.mapper,
         )
         ticker = LogTicker(mantissas=[1, 2, 5]) if scale.log else BasicTicker()
         self.colour_bar = ColorBar(
@@ -198,7 +322,11 @@ class ImagePanel:
         self.figure.add_tools(
             HoverTool(
                 renderers=[self.image],
-                tooltips=[("x", "$x{0} m"), ("depth", "$y{0} m"), (scale.label, "@image{0.[000]}")],
+                tooltips=[
+                    ("x", "$x{0} m"),
+                    ("depth", "$y{0} m"),
+                    (scale.label, f"@{{{self.column}}}{{0.[000]}}"),
+                ],
             )
         )
         self.message = Label(
@@ -212,9 +340,19 @@ class ImagePanel:
             visible=False,
         )
         self.figure.add_layout(self.message)
+        self.note = self.figure.text(
+            x=0.02 * width_m, y=0.02 * depth_m, text=self.note_column, source=self.source,
+            text_align="left", text_baseline="top", text_font_size="11px", text_color="#222222",
+            background_fill_color="white", background_fill_alpha=0.75, padding=2,
+        )  # fmt: skip
         self.wells_source: ColumnDataSource | None = None
-        if wells:
+        if isinstance(wells, ImagePanel):
+            if wells.wells_source is None:
+                raise ValueError("wells=panel: that panel draws no wells (build it with wells=True)")
+            self.wells_source = wells.wells_source
+        elif wells:
             self.wells_source = ColumnDataSource({"x": [], "depth": [], "well": [], "colour": []})
+        if self.wells_source is not None:
             markers = self.figure.scatter(
                 "x", "depth", source=self.wells_source, marker="triangle", size=11,
                 fill_color="colour", line_color="white",
@@ -230,22 +368,64 @@ class ImagePanel:
     def set_title(self, title: str) -> None:
         self.figure.title.text = title
 
-    def show(self, field: np.ndarray, title: str | None = None) -> None:
-        """Draw ``field`` (``(z, x)``, the quantity of the panel's colour scale)."""
+    @property
+    def field(self) -> np.ndarray:
+        """The field drawn (float32, as sent to the browser)."""
+        return np.asarray(self.shared.get(self.column)[0])
+
+    @property
+    def note_text(self) -> str:
+        """The note in the panel's corner ("" when none)."""
+        return str(self.shared.get(self.note_column)[0])
+
+    def show(self, field: np.ndarray, title: str | None = None, note: str | None = None) -> None:
+        """Draw ``field`` (``(z, x)``, the quantity of the panel's colour scale); ``note``: the
+        text in its corner (None: keep it)."""
         f = _check_field(field, self.grid)
-        low, high = self.scale.range_of(f)
-        self.mapper.update(low=low, high=high)
-        self.source.data = {"image": [f.astype(np.float32)]}  # half the bytes of float64 to send
-        self.image.visible = self.colour_bar.visible = True
-        self.message.visible = False
+        self._set_colour_range(*self.scale.range_of(f))
+        with self.shared.batch():
+            self.shared.set(self.column, [f.astype(np.float32)])  # half the bytes of float64 to send
+            if note is not None:
+                self.shared.set(self.note_column, [note])
+        for model in (self.image, self.colour_bar):
+            if not model.visible:
+                model.visible = True
+        if self.message.visible:
+            self.message.visible = False
         if title is not None:
             self.set_title(title)
 
+    def _set_colour_range(self, low: float, high: float) -> None:
+        """The mapper's range for a field spanning (low, high); with a ``sticky`` scale the range
+        holds while the field stays inside it and fills at least 60 % of it (in log10 on a log
+        scale), and a new one has 10 % to spare at either end."""
+        mapper = self.mapper
+        if self.scale.sticky:
+            log = self.scale.log
+            t = np.log10 if log else (lambda v: v)
+            lo, hi, old_lo, old_hi = t(low), t(high), t(mapper.low), t(mapper.high)
+            if old_lo <= lo and hi <= old_hi and (hi - lo) >= 0.6 * (old_hi - old_lo):
+                return
+            pad = 0.1 * (hi - lo)
+            if self.scale.symmetric:
+                low, high = -high * 1.1, high * 1.1
+            elif log:
+                low, high = 10 ** (lo - pad), 10 ** (hi + pad)
+            else:
+                low, high = lo - pad, hi + pad
+        if (mapper.low, mapper.high) != (low, high):
+            mapper.update(low=low, high=high)
+
     def placeholder(self, text: str, title: str | None = None) -> None:
-        """Show ``text`` instead of a field: no image, no colour bar (nothing that reads as data)."""
+        """Show ``text`` instead of a field: no image, no colour bar, no note (nothing that reads
+        as data)."""
         self.message.text = text
-        self.message.visible = True
-        self.image.visible = self.colour_bar.visible = False
+        if not self.message.visible:
+            self.message.visible = True
+        for model in (self.image, self.colour_bar):
+            if model.visible:
+                model.visible = False
+        self.shared.set(self.note_column, [""])
         if title is not None:
             self.set_title(title)
 
@@ -291,6 +471,12 @@ class CurvePanel:
     redraw), where a ``set_line`` per line sends one each. With ``fit_ranges`` the axes' ranges
     are computed here from the lines and bands drawn (``Range1d``), not by the browser (which
     sends them back as changes of its own); glyphs added to ``figure`` by hand then do not count.
+
+    With ``shared`` (a ``SharedSource``; needs ``name``) the panel's columns (``name + "_y0"``, ...)
+    live in a source that other curve panels over the same x values also use: the changes of
+    several panels in one ``shared.batch()`` leave as one event. ``marker_on=(source, column)``
+    draws the marker at the x in that one-row column of another shared source (e.g. the current
+    time beside the images that show it; one change then moves the markers of every panel).
     """
 
     def __init__(
@@ -306,10 +492,18 @@ class CurvePanel:
         size_px: tuple[int, int] = CURVE_SIZE_PX,
         bands: Mapping[str, str] | None = None,
         fit_ranges: bool = False,
+        shared: SharedSource | None = None,
+        marker_on: tuple[SharedSource, str] | None = None,
     ) -> None:
         if not lines:
             raise ValueError("a curve panel needs at least one line: pass lines={'name': LineStyle(...)}")
+        if shared is not None and not name:
+            raise ValueError(
+                "a curve panel on a shared source needs a name (its columns' prefix): pass name=..."
+            )
         self.fit_ranges = fit_ranges
+        self.shared = shared if shared is not None else SharedSource()
+        prefix = f"{name}_" if shared is not None else ""
         ranges = {"x_range": Range1d(0.0, 1.0), "y_range": Range1d(0.0, 1.0)} if fit_ranges else {}
         self.figure = figure(
             title=title,
@@ -329,12 +523,14 @@ class CurvePanel:
         self.items: dict[str, LegendItem] = {}
         self.bands = tuple(bands or ())
         band_items: dict[str, LegendItem] = {}  # listed after the lines
-        self.source = ColumnDataSource({"x": np.zeros(0)})
+        if "x" not in self.shared.source.data:
+            self.shared.add("x", np.zeros(0))
+        self.source = self.shared.source
         y_tip = "@{%s}{" + (y_format or "0.[000]") + "}"
         for i, (band, colour) in enumerate((bands or {}).items()):  # drawn under the lines
             if band in lines:
                 raise ValueError(f"{band!r} names both a line and a band: give them different names")
-            self.columns[band] = (f"lower{i}", f"upper{i}")
+            self.columns[band] = (f"{prefix}lower{i}", f"{prefix}upper{i}")
             renderer = self.figure.varea(
                 "x", *self.columns[band], source=self.source, fill_color=colour, fill_alpha=0.25,
                 visible=False,
@@ -342,29 +538,35 @@ class CurvePanel:
             self.renderers[band] = renderer
             band_items[band] = LegendItem(label=band, renderers=[renderer], visible=False)
         for i, (line, style) in enumerate(lines.items()):
-            self.columns[line] = (f"y{i}",)
+            self.columns[line] = (f"{prefix}y{i}",)
             renderer = self.figure.line(
-                "x", f"y{i}", source=self.source, line_color=style.colour, line_dash=style.dash,
+                "x", self.columns[line][0], source=self.source, line_color=style.colour, line_dash=style.dash,
                 line_width=style.width, visible=False,
             )  # fmt: skip
             self.renderers[line] = renderer
             self.items[line] = LegendItem(label=line, renderers=[renderer], visible=False)
-            tips = [(x_label, "@x{0.[00]}"), (f"{y_label}, {line}", y_tip % f"y{i}")]
+            tips = [(x_label, "@x{0.[00]}"), (f"{y_label}, {line}", y_tip % self.columns[line][0])]
             self.figure.add_tools(HoverTool(renderers=[renderer], tooltips=tips))
         self.items.update(band_items)
-        self.source.data = {"x": np.zeros(0), **{c: np.zeros(0) for cs in self.columns.values() for c in cs}}
+        rows = len(self.shared.get("x"))
+        for column in (c for cs in self.columns.values() for c in cs):
+            self.shared.add(column, np.full(rows, np.nan))
         self.legend = Legend(items=list(self.items.values()), location="top_left", visible=False)
         self.figure.add_layout(self.legend)
         if y_format is not None:  # a Numeral format, e.g. "0,0" for 120,000
             self.figure.yaxis[0].formatter = NumeralTickFormatter(format=y_format)
-        self.marker: Span | None = None
+        self.marker_on: tuple[SharedSource, str] | None = None
         if marker:
-            # drawn on the overlay layer: moving it repaints only that layer, not the lines
-            self.marker = Span(
-                dimension="height", line_color="grey", line_dash="dashed", line_width=1, level="overlay"
-            )
-            self.marker.visible = False
-            self.figure.add_layout(self.marker)
+            if marker_on is None:
+                marker_on = (SharedSource(), "marker")
+                marker_on[0].add("marker", [np.nan])
+            self.marker_on = marker_on
+            # a vertical line at the column's x (NaN: none), on the overlay layer: moving it
+            # repaints only that layer, not the lines
+            self.figure.vspan(
+                x=marker_on[1], source=marker_on[0].source, line_color="grey", line_dash="dashed",
+                line_width=1, level="overlay",
+            )  # fmt: skip
 
     def update(
         self,
@@ -385,9 +587,10 @@ class CurvePanel:
         for name in bands:
             if name not in self.bands:
                 raise ValueError(f"unknown band {name!r}; this panel shades {list(self.bands)}")
-        old = self.source.data
-        same_x = old["x"].shape == x.shape and np.array_equal(old["x"], x)
-        data = {"x": x} if not same_x else dict(old)
+        old_x = self.shared.get("x")
+        same_x = old_x.shape == x.shape and np.array_equal(old_x, x)
+        data = {"x": old_x if same_x else x}
+        data.update({c: self.shared.get(c) for cs in self.columns.values() for c in cs})
         # Each renderer's visibility is set once, to its final value, and only when it changes: a
         # False-then-True flip of one property within an update (sent from the app's worker thread)
         # could reach the browser as its last state False.
@@ -407,7 +610,9 @@ class CurvePanel:
                         f"{name!r}: x and its values must be 1-D of one length, got {x.shape} and {y.shape}"
                     )
                 data[column] = y
-        self.source.data = data
+        with self.shared.batch():  # one event (columns that did not change are not sent)
+            for column, values in data.items():
+                self.shared.set(column, values)
         for name, visible in visibility.items():
             for model in (self.renderers[name], self.items[name]):
                 if model.visible != visible:
@@ -441,7 +646,7 @@ class CurvePanel:
 
     def clear_line(self, name: str) -> None:
         """Hide line ``name`` and take it out of the legend."""
-        self.update(self.source.data["x"], lines={name: None})
+        self.update(self.shared.get("x"), lines={name: None})
 
     def set_band(self, name: str, x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
         """Shade band ``name`` between ``lower`` and ``upper`` over ``x`` and list it in the legend."""
@@ -449,20 +654,20 @@ class CurvePanel:
 
     def clear_band(self, name: str) -> None:
         """Hide band ``name`` and take it out of the legend."""
-        self.update(self.source.data["x"], bands={name: None})
+        self.update(self.shared.get("x"), bands={name: None})
 
     def line_data(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)`` of line ``name`` as sent to the browser (NaN where hidden)."""
         if name not in self.columns or name in self.bands:
             raise ValueError(f"unknown line {name!r}; this panel draws {self._names(False)}")
-        return self.source.data["x"], self.source.data[self.columns[name][0]]
+        return self.shared.get("x"), self.shared.get(self.columns[name][0])
 
     def band_data(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x, lower, upper)`` of band ``name`` as sent to the browser."""
         if name not in self.bands:
             raise ValueError(f"unknown band {name!r}; this panel shades {list(self.bands)}")
         lower, upper = self.columns[name]
-        return self.source.data["x"], self.source.data[lower], self.source.data[upper]
+        return self.shared.get("x"), self.shared.get(lower), self.shared.get(upper)
 
     def _names(self, bands: bool) -> list[str]:
         return [n for n in self.columns if (n in self.bands) == bands]
@@ -472,14 +677,21 @@ class CurvePanel:
         return [name for name, item in self.items.items() if item.visible]
 
     def set_marker(self, x: float | None) -> None:
-        """Put the vertical marker at ``x`` (None: hide it)."""
-        if self.marker is None:
+        """Put the vertical marker at ``x`` (None: hide it); with ``marker_on``, every panel
+        that shares its column moves with it."""
+        if self.marker_on is None:
             raise ValueError("this panel was built without a marker: pass marker=True to CurvePanel")
-        if x is None:
-            self.marker.visible = False
-        else:
-            self.marker.location = float(x)
-            self.marker.visible = True
+        source, column = self.marker_on
+        source.set(column, [np.nan if x is None else float(x)])
+
+    @property
+    def marker_at(self) -> float | None:
+        """Where the marker is drawn (None: hidden)."""
+        if self.marker_on is None:
+            return None
+        source, column = self.marker_on
+        x = float(source.get(column)[0])
+        return x if np.isfinite(x) else None
 
 
 def _set_range(axis: Range1d, start: float, end: float) -> None:
@@ -587,7 +799,7 @@ def _draw_image(ax, panel: ImagePanel) -> None:
         norm = norm_type(vmin=panel.mapper.low, vmax=panel.mapper.high)
         cmap = _MATPLOTLIB_PALETTES.get(panel.scale.palette, "viridis")
         image = ax.imshow(
-            panel.source.data["image"][0],
+            panel.field,
             extent=(0.0, width_m, depth_m, 0.0),
             cmap=cmap,
             norm=norm,
@@ -627,8 +839,8 @@ def _draw_curves(ax, panel: CurvePanel) -> None:
             linewidth=glyph.line_width,
             label=name,
         )
-    if panel.marker is not None and panel.marker.visible:
-        ax.axvline(panel.marker.location, color="grey", linestyle="--", linewidth=1)
+    if panel.marker_at is not None:
+        ax.axvline(panel.marker_at, color="grey", linestyle="--", linewidth=1)
     if panel.drawn():
         ax.legend(loc="upper left", fontsize="small")
     ax.set_xlabel(panel.figure.xaxis[0].axis_label)
@@ -648,7 +860,8 @@ def static_figure(rows: Sequence[Sequence[ImagePanel | CurvePanel]]):
     for i, row in enumerate(rows):
         for j, panel in enumerate(row):
             ax = figure.add_subplot(grid[i, j])
-            ax.set_title(panel.figure.title.text, fontsize="medium")
+            note = panel.note_text if isinstance(panel, ImagePanel) and not panel.showing_placeholder else ""
+            ax.set_title(f"{panel.figure.title.text} {note}".strip(), fontsize="medium")
             if isinstance(panel, ImagePanel):
                 _draw_image(ax, panel)
             else:

@@ -279,7 +279,7 @@ class ImagePanel:
         self.column = "image" if shared is None else name
         self.note_column = f"{self.column}_note"
         self.shared.add(self.column, [np.zeros(grid.shape, dtype=np.float32)])
-        self.shared.add(self.note_column, [""])
+        self.shared.add(self.note_column, [None])  # None: no note (an empty text would still draw its box)
         self.source = self.shared.source
         width_m, depth_m = grid.nx * grid.dx_m, grid.nz * grid.dz_m
         self.figure = figure(
@@ -376,7 +376,7 @@ class ImagePanel:
     @property
     def note_text(self) -> str:
         """The note in the panel's corner ("" when none)."""
-        return str(self.shared.get(self.note_column)[0])
+        return self.shared.get(self.note_column)[0] or ""
 
     def show(self, field: np.ndarray, title: str | None = None, note: str | None = None) -> None:
         """Draw ``field`` (``(z, x)``, the quantity of the panel's colour scale); ``note``: the
@@ -386,7 +386,7 @@ class ImagePanel:
         with self.shared.batch():
             self.shared.set(self.column, [f.astype(np.float32)])  # half the bytes of float64 to send
             if note is not None:
-                self.shared.set(self.note_column, [note])
+                self.shared.set(self.note_column, [note or None])
         for model in (self.image, self.colour_bar):
             if not model.visible:
                 model.visible = True
@@ -425,7 +425,7 @@ class ImagePanel:
         for model in (self.image, self.colour_bar):
             if model.visible:
                 model.visible = False
-        self.shared.set(self.note_column, [""])
+        self.shared.set(self.note_column, [None])
         if title is not None:
             self.set_title(title)
 

@@ -1,5 +1,6 @@
 """Background work of the apps: one worker thread per app, its Run/Cancel buttons, a cancel flag the
-work polls, and a torch thread limit for work that shares a small machine with the kernel."""
+work polls, and a thread limit (torch, BLAS) for work that shares a small machine with the kernel
+and the browser."""
 
 from __future__ import annotations
 
@@ -9,17 +10,26 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+_BLAS = None
+
 
 @contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run torch on ``n`` threads: one small field gains little from more, and on a small
-    machine extra threads fight the simulator thread and the kernel (4-10x slower measured)."""
+def compute_threads(n: int) -> Iterator[None]:
+    """Run torch and the BLAS behind numpy on ``n`` threads: one small field gains little from
+    more, and on a small machine extra threads fight the simulator thread, the kernel and the
+    browser (torch: 4-10x slower measured; OpenBLAS's workers also keep spinning after a small
+    matrix product, taking a core from the browser for the rest of an app's update)."""
     import torch
+    from threadpoolctl import ThreadpoolController
 
+    global _BLAS
+    if _BLAS is None:  # inspecting the loaded libraries costs ~ms: once
+        _BLAS = ThreadpoolController()
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        yield
+        with _BLAS.limit(limits=n, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from ccs_fno.co2_mass import format_mass_t, injected_mass_t, mass_rate_t_per_day, mt_per_year
 from ccs_fno.plume import relative_error
-from ccs_fno.widgets.background import torch_threads
+from ccs_fno.widgets.background import compute_threads
 from ccs_fno.widgets.controls import ExplorerControls, depth_to_row
 from ccs_fno.widgets.explorer_views import BAND, BAND_DOES_NOT_APPLY, BAND_LEVEL, ExplorerFrame, ExplorerViews
 from ccs_fno.widgets.panels import Banner
@@ -300,12 +300,14 @@ class ScenarioExplorer:
         return self._rock_cache[1]
 
     def _predict(self) -> tuple[Scenario, np.ndarray, np.ndarray]:
+        """The scenario the controls describe, its permeability (mD) and the surrogate's
+        saturation ``(time, z, x)``, on one thread of torch and BLAS (the browser shares the CPU)."""
         scenario = self.current_scenario()
-        start = time.perf_counter()
-        k = self._rock(scenario)
-        self.timings_ms["geology"] = 1e3 * (time.perf_counter() - start)
-        start = time.perf_counter()
-        with torch_threads(1):
+        with compute_threads(1):
+            start = time.perf_counter()
+            k = self._rock(scenario)
+            self.timings_ms["geology"] = 1e3 * (time.perf_counter() - start)
+            start = time.perf_counter()
             predicted = self.surrogate.predict(
                 k,
                 rate_m3_per_day=scenario.rate_m3_per_day,

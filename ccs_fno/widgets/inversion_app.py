@@ -44,7 +44,7 @@ from ccs_fno.inversion import (
     verify,
 )
 from ccs_fno.inversion.observations import observation_grid
-from ccs_fno.widgets.background import BackgroundRuns, torch_threads
+from ccs_fno.widgets.background import BackgroundRuns, compute_threads
 from ccs_fno.widgets.panels import (
     DASHED,
     SOLID,
@@ -388,7 +388,7 @@ class InversionApp:
 
     def _run(self) -> xr.Dataset:
         try:
-            with torch_threads(1):
+            with compute_threads(1):
                 if self.source.value == "observations file":
                     observations, truth = load_observations(self.file.value), None
                     self._check_file_grid(observations)

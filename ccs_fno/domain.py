@@ -7,7 +7,8 @@ and parameters, injection-rate range, well positions and how well depths relate 
 geology, porosity) and its grid — and is stored in ``model.pt`` by the trainer.
 ``TrainingDomain.check`` lists, in plain words, every way a scenario departs from it; the
 surrogate's ``predict`` warns with ``OutOfDomainWarning`` and the apps show the reasons before
-anyone runs the simulator.
+anyone runs the simulator. For a batch, ``DomainReport.reasons`` groups them: one line per kind
+of reason with how many samples and which (``per_sample`` keeps each sample's own reasons).
 
 What counts as outside (per sample):
 
@@ -39,6 +40,8 @@ LN_TOLERANCE = 0.1  # |ln k - ln k_facies| below this counts as that facies (abo
 TWO_VALUED_FRACTION = 0.98  # share of cells a channel field has at its two facies values
 RATE_TOLERANCE = 1e-6  # relative slack on the rate range (round-off of stored rates)
 
+_Reason = tuple[str, str]  # a sample's reason in full, and its kind (the same without its numbers)
+
 
 class OutOfDomainWarning(UserWarning):
     """A prediction was asked for a scenario outside the surrogate's training distribution."""
@@ -46,9 +49,15 @@ class OutOfDomainWarning(UserWarning):
 
 @dataclass(frozen=True)
 class DomainReport:
-    """The outcome of ``TrainingDomain.check``: the reasons, per sample (empty: inside)."""
+    """The outcome of ``TrainingDomain.check``: the reasons, per sample (empty: inside).
+
+    ``per_sample[i]`` holds sample ``i``'s reasons in full (with its own numbers); ``kinds[i]``
+    the same reasons in a form that does not depend on the sample (what is wrong, not by how
+    much), by which a batch's reasons are grouped. Without ``kinds`` the full texts group.
+    """
 
     per_sample: tuple[tuple[str, ...], ...]
+    kinds: tuple[tuple[str, ...], ...] | None = None
 
     @property
     def ok(self) -> bool:
@@ -61,20 +70,56 @@ class DomainReport:
         return np.array([not reasons for reasons in self.per_sample], dtype=bool)
 
     @property
+    def samples_by_reason(self) -> dict[str, tuple[int, ...]]:
+        """Each distinct kind of reason and the samples it applies to, most samples first."""
+        kinds = self.per_sample if self.kinds is None else self.kinds
+        groups: dict[str, list[int]] = {}
+        for i, sample in enumerate(kinds):
+            for kind in sample:
+                indices = groups.setdefault(kind, [])
+                if not indices or indices[-1] != i:
+                    indices.append(i)
+        # sorted is stable: equal counts keep the order of first appearance
+        return {kind: tuple(ix) for kind, ix in sorted(groups.items(), key=lambda kv: -len(kv[1]))}
+
+    @property
     def reasons(self) -> list[str]:
-        """Every distinct reason, in order; prefixed by the sample number for batches."""
-        out: list[str] = []
-        for i, reasons in enumerate(self.per_sample):
-            for reason in reasons:
-                text = reason if len(self.per_sample) == 1 else f"sample {i}: {reason}"
-                if text not in out:
-                    out.append(text)
-        return out
+        """The reasons in plain words.
+
+        A single scenario: every reason in full. A batch: one line per kind of reason with how
+        many samples and which (at most ``SHOWN_SAMPLES`` indices), most samples first; each
+        sample's own reasons are in ``per_sample``.
+        """
+        n = len(self.per_sample)
+        if n == 1:
+            return list(dict.fromkeys(self.per_sample[0]))
+        return [
+            f"{kind}: {_count(len(indices), n)} ({_indices(indices)})"
+            if len(indices) < n
+            else f"{kind}: {_count(n, n)}"
+            for kind, indices in self.samples_by_reason.items()
+        ]
 
     def __str__(self) -> str:
         if self.ok:
             return "inside the training distribution"
-        return "outside the training distribution: " + "; ".join(self.reasons)
+        n = len(self.per_sample)
+        where = "" if n == 1 else f" in {_count(int((~self.inside).sum()), n)}"
+        return f"outside the training distribution{where}: " + "; ".join(self.reasons)
+
+
+SHOWN_SAMPLES = 8  # sample indices a batch's grouped reason lists before "..."
+
+
+def _count(k: int, n: int) -> str:
+    return f"all {n} samples" if k == n else f"{k} of {n} samples"
+
+
+def _indices(indices: Sequence[int]) -> str:
+    """``0, 3, 5`` — or, for more than ``SHOWN_SAMPLES``, the first ones, ``...`` and the last."""
+    if len(indices) <= SHOWN_SAMPLES:
+        return ", ".join(map(str, indices))
+    return ", ".join(map(str, indices[: SHOWN_SAMPLES - 1])) + f", ..., {indices[-1]}"
 
 
 def _facies(ln_k: np.ndarray, md: float) -> np.ndarray:
@@ -147,22 +192,29 @@ class TrainingDomain:
         ln_k = np.log(k)
         out = []
         for i in range(n):
-            reasons: list[str] = []
+            reasons: list[_Reason] = []  # (the sample's text, its kind: the text without numbers)
             if (nz, nx) != (g.nz, g.nx):
-                reasons.append(
+                text = (
                     f"the field has {nz}x{nx} cells; the model was trained at {g.nz}x{g.nx} "
                     "(a zero-shot resolution change)"
                 )
+                reasons.append((text, text))
             low, high = s.rate_m3_per_day_range
             if not low * (1 - RATE_TOLERANCE) <= rate[i] <= high * (1 + RATE_TOLERANCE):
                 reasons.append(
-                    f"injection rate {rate[i]:.4g} m^3/day lies outside the trained range "
-                    f"{low:g}-{high:g} m^3/day"
+                    (
+                        f"injection rate {rate[i]:.4g} m^3/day lies outside the trained range "
+                        f"{low:g}-{high:g} m^3/day",
+                        f"injection rate outside the trained range {low:g}-{high:g} m^3/day",
+                    )
                 )
             if np.max(np.abs(phi[i] - s.porosity)) > 1e-6:
                 reasons.append(
-                    f"porosity {phi[i].min():.3g}-{phi[i].max():.3g}; the model was trained on a "
-                    f"constant {s.porosity:g}"
+                    (
+                        f"porosity {phi[i].min():.3g}-{phi[i].max():.3g}; the model was trained on a "
+                        f"constant {s.porosity:g}",
+                        f"porosity other than the constant {s.porosity:g} the model was trained on",
+                    )
                 )
             for name, cells, trained_x in (
                 ("injector", injector[i], s.injector_x_m),
@@ -171,34 +223,53 @@ class TrainingDomain:
                 x_m = (int(cells[1]) + 0.5) * dx_m
                 if abs(x_m - trained_x) > g.dx_m:
                     reasons.append(
-                        f"the {name} is at x = {x_m:g} m; the model was trained with the {name} "
-                        f"at x = {trained_x:g} m"
+                        (
+                            f"the {name} is at x = {x_m:g} m; the model was trained with the {name} "
+                            f"at x = {trained_x:g} m",
+                            f"the {name} is not at x = {trained_x:g} m, where the model was trained "
+                            f"with the {name}",
+                        )
                     )
             reasons += self._geology_reasons(ln_k[i], injector[i], producer[i], dz_m)
-            out.append(tuple(reasons))
-        return DomainReport(tuple(out))
+            out.append(reasons)
+        return DomainReport(
+            tuple(tuple(text for text, _ in r) for r in out),
+            tuple(tuple(kind for _, kind in r) for r in out),
+        )
 
     def _geology_reasons(
         self, ln_k: np.ndarray, injector: np.ndarray, producer: np.ndarray, dz_m: float
-    ) -> list[str]:
+    ) -> list[_Reason]:
         params = self.space.geology_params
-        reasons = []
+        reasons: list[_Reason] = []
         if isinstance(params, ChannelParams):
             channel = _facies(ln_k, params.channel_md)
             background = _facies(ln_k, params.background_md)
             share = float((channel | background).mean())
             if share < TWO_VALUED_FRACTION:
-                return [
-                    f"the permeability is not channel geology: only {100 * share:.0f} % of cells "
-                    f"are at the channel ({params.channel_md:g} mD) or background "
+                values = (
+                    f"the channel ({params.channel_md:g} mD) or background "
                     f"({params.background_md:g} mD) value the model was trained on"
+                )
+                return [
+                    (
+                        f"the permeability is not channel geology: only {100 * share:.0f} % of cells "
+                        f"are at {values}",
+                        "the permeability is not channel geology (the field is not two-valued at "
+                        f"the trained {params.channel_md:g} mD channel / {params.background_md:g} mD "
+                        "background)",
+                    )
                 ]
             for name, (z, x) in (("injector", injector), ("producer", producer)):
                 if not channel[z, x]:
                     reasons.append(
-                        f"the {name} (depth {(z + 0.5) * dz_m:g} m) is completed outside the "
-                        f"channel (k = {math.exp(ln_k[z, x]):.3g} mD); training wells were all "
-                        "inside the channel"
+                        (
+                            f"the {name} (depth {(z + 0.5) * dz_m:g} m) is completed outside the "
+                            f"channel (k = {math.exp(ln_k[z, x]):.3g} mD); training wells were all "
+                            "inside the channel",
+                            f"the {name} is completed outside the channel; training wells were all "
+                            "inside the channel",
+                        )
                     )
             return reasons
         assert isinstance(params, GaussianParams)
@@ -207,19 +278,30 @@ class TrainingDomain:
         mean = math.exp(float(ln_k.mean()))
         if not low / 1.25 <= mean <= high * 1.25:  # the sample mean scatters about the drawn one
             reasons.append(
-                f"the geometric mean permeability is {mean:.3g} mD; the model was trained on "
-                f"{low:g}-{high:g} mD"
+                (
+                    f"the geometric mean permeability is {mean:.3g} mD; the model was trained on "
+                    f"{low:g}-{high:g} mD",
+                    f"the geometric mean permeability lies outside the trained {low:g}-{high:g} mD",
+                )
             )
         spread, trained = float(ln_k.std()), math.sqrt(params.log_variance)
         if not trained / 3 <= spread <= max(trained * 3, LN_TOLERANCE):
             reasons.append(
-                f"the ln-permeability spread is {spread:.2g}; the model was trained on about {trained:.2g}"
+                (
+                    f"the ln-permeability spread is {spread:.2g}; the model was trained on about "
+                    f"{trained:.2g}",
+                    f"the ln-permeability spread is far from the trained {trained:.2g}",
+                )
             )
         depth_low, depth_high = self.space.well_depth_range_m
         for name, (z, _) in (("injector", injector), ("producer", producer)):
             depth = (z + 0.5) * dz_m
             if not depth_low - dz_m <= depth <= depth_high + dz_m:
                 reasons.append(
-                    f"the {name} depth {depth:g} m lies outside the trained {depth_low:g}-{depth_high:g} m"
+                    (
+                        f"the {name} depth {depth:g} m lies outside the trained "
+                        f"{depth_low:g}-{depth_high:g} m",
+                        f"the {name} depth lies outside the trained {depth_low:g}-{depth_high:g} m",
+                    )
                 )
         return reasons

@@ -110,7 +110,57 @@ def test_scenarios_outside_the_training_distribution_are_named(default, scenario
             producer_zx=scenario.producer_zx,
         )
     assert pred["in_training_domain"].values.tolist() == [True, False]
-    assert pred.attrs["out_of_domain"].startswith("sample 1: the permeability is not channel geology")
+    assert pred.attrs["out_of_domain"].startswith("the permeability is not channel geology")
+    assert pred.attrs["out_of_domain"].endswith(": 1 of 2 samples (1)")
+
+
+def test_a_batch_groups_its_reasons_by_kind_and_keeps_each_samples_own(default):
+    """Many samples sharing a reason: one line per kind, most samples first, indices shortened."""
+    n = 20
+    gaussian = [1, 4, 5, 7, 9, 11, 12, 15, 18, 19]  # 10 samples: more than the indices shown
+    fast = [2, 4, 13]  # a rate above the trained range (sample 4: both reasons)
+    channel = [sample_scenario(default_space("channel"), HELD_OUT_SEED, i) for i in range(n)]
+    k = np.stack(
+        [
+            sample_scenario(default_space("gaussian"), HELD_OUT_SEED, i).permeability_md()
+            if i in gaussian
+            else s.permeability_md()
+            for i, s in enumerate(channel)
+        ]
+    )
+    rate = np.array([300.0 if i in fast else s.rate_m3_per_day for i, s in enumerate(channel)])
+    wells = {
+        "injector_zx": np.array([s.injector_zx for s in channel]),
+        "producer_zx": np.array([s.producer_zx for s in channel]),
+    }
+    report = default.check_domain(k, rate_m3_per_day=rate, **wells)
+
+    low, high = default.domain.space.rate_m3_per_day_range
+    rate_kind = f"injection rate outside the trained range {low:g}-{high:g} m^3/day"
+    assert list(report.samples_by_reason.values()) == [tuple(gaussian), tuple(fast)]
+    assert list(report.samples_by_reason)[1] == rate_kind
+    not_channel, too_fast = report.reasons  # each kind once, the most frequent first
+    assert not_channel.startswith("the permeability is not channel geology (")
+    assert not_channel.endswith(": 10 of 20 samples (1, 4, 5, 7, 9, 11, 12, ..., 19)")
+    assert too_fast == f"{rate_kind}: 3 of 20 samples (2, 4, 13)"
+    assert str(report) == "outside the training distribution in 12 of 20 samples: " + "; ".join(
+        report.reasons
+    )
+
+    # Each sample's own reasons, in full, as a single-scenario check words them.
+    inside = [i for i in range(n) if i not in gaussian + fast]
+    assert report.inside.tolist() == [i in inside for i in range(n)]
+    for i in range(n):
+        alone = default.check_domain(k[i], rate_m3_per_day=rate[i], **{w: c[i] for w, c in wells.items()})
+        assert report.per_sample[i] == tuple(alone.reasons)
+    assert len(report.per_sample[4]) == 2 and "300 m^3/day" in report.per_sample[4][0]
+    assert "not channel geology: only" in report.per_sample[1][0]
+
+    # A reason every sample shares says so instead of listing them.
+    everyone = default.check_domain(
+        k[:3], rate_m3_per_day=rate[:3], porosity=0.1, **{w: c[:3] for w, c in wells.items()}
+    )
+    assert everyone.reasons[0].endswith(": all 3 samples")
 
 
 def test_training_records_the_distribution_in_the_model_file(tiny_run_dir):

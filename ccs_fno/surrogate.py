@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from ccs_fno.data import (
     INPUT_CHANNELS,
     SPLITS,
     Normalisers,
+    StoreSummary,
     open_fields,
     read_fields,
     read_saturation,
@@ -382,6 +383,35 @@ def load_surrogate(
     )
 
 
+def store_predictions(
+    surrogate: Surrogate, summary: StoreSummary, indices: np.ndarray, batch_size: int = 32
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Predict done samples ``indices`` of a store in batches of ``batch_size``: yields, per batch,
+    (its sample indices, the surrogate's saturation, the simulator's saturation), both float32
+    (b, T, Z, X) on the store's grid. One batch is read and predicted per step, so memory stays
+    O(batch) whatever the number of samples.
+
+    ``summary`` is a read store (``ccs_fno.data.read_store``) and ``indices`` an array of its done
+    samples (``summary.check_done``); the caller checks that grid and report times suit the
+    surrogate. ``surrogate`` is anything with ``Surrogate.predict``'s signature. Shared by
+    ``evaluate`` and ``ccs_fno.uq.predict_store``.
+    """
+    handle = open_fields(summary.path)
+    for start in range(0, indices.size, batch_size):
+        part = indices[start : start + batch_size]
+        k, phi = read_fields(summary, part, handle)
+        truth = read_saturation(summary, part, handle)
+        pred = surrogate.predict(
+            k,
+            rate_m3_per_day=summary.rate_m3_per_day[part],
+            injector_zx=summary.injector_zx[part],
+            producer_zx=summary.producer_zx[part],
+            porosity=phi,
+            batch_size=batch_size,
+        ).values
+        yield part, pred, truth
+
+
 def evaluate(
     surrogate: Surrogate, store: str | os.PathLike, split: str = "test", batch_size: int = 32
 ) -> dict[str, Any]:
@@ -423,20 +453,8 @@ def evaluate(
                 )
     else:
         raise ValueError(f"split must be one of {(*SPLITS, 'all')}, got {split!r}")
-    handle = open_fields(summary.path)
     errors = []
-    for start in range(0, indices.size, batch_size):
-        part = indices[start : start + batch_size]
-        k, phi = read_fields(summary, part, handle)
-        truth = read_saturation(summary, part, handle)
-        pred = surrogate.predict(
-            k,
-            rate_m3_per_day=summary.rate_m3_per_day[part],
-            injector_zx=summary.injector_zx[part],
-            producer_zx=summary.producer_zx[part],
-            porosity=phi,
-            batch_size=batch_size,
-        ).values
+    for part, pred, truth in store_predictions(surrogate, summary, indices, batch_size):
         diff = np.linalg.norm((pred - truth).reshape(part.size, -1), axis=1)
         errors.append(diff / np.maximum(np.linalg.norm(truth.reshape(part.size, -1), axis=1), 1e-12))
     rel = np.concatenate(errors)

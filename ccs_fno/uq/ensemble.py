@@ -30,7 +30,8 @@ import numpy as np
 import xarray as xr
 
 from ccs_fno.plume import PLUME_THRESHOLD
-from ccs_fno.uq.conformal import Calibration, check_same_grid, plume_curves
+from ccs_fno.uq.conformal import Calibration, plume_curves
+from ccs_fno.uq.heldout import check_same_grid
 from data_gen.grid import Grid
 
 QUANTILES = (0.1, 0.5, 0.9)

@@ -35,7 +35,8 @@ import xarray as xr
 from torch.utils.data import Dataset
 
 from data_gen.grid import Grid
-from data_gen.store import StoreDamagedError, open_dataset, read_config, repair_hint
+from data_gen.integrity import StoreDamagedError, repair_hint
+from data_gen.store import open_dataset, read_config
 
 INPUT_CHANNELS = ("log_permeability", "porosity", "rate", "injector", "producer")
 SPLITS = ("train", "val", "test")

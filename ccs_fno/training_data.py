@@ -41,7 +41,7 @@ from ccs_fno.data import (
     split_samples,
 )
 from ccs_fno.distributed import shard_range
-from data_gen.store import samples_digest, store_fingerprint
+from data_gen.integrity import samples_digest, store_fingerprint
 
 SPLIT_NAMES = ("train", "val", "test")
 

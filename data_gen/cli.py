@@ -235,7 +235,7 @@ def add_verify_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
 def run_verify(args: argparse.Namespace) -> int:
     """Run ``verify`` from parsed arguments; return the exit code."""
-    from data_gen.store import verify_store
+    from data_gen.integrity import verify_store
 
     try:
         report = verify_store(args.store, full=not args.quick)

@@ -30,19 +30,15 @@ import numpy as np
 from dask.distributed import Client, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
+from data_gen.integrity import DamagedSample, ledger, pending_chunks, reset_ledger, verify_store
 from data_gen.lock import store_lock
 from data_gen.physics import StepBudgetExceeded
 from data_gen.scenarios import ScenarioSpace, run_scenario, sample_scenario, sample_seed
 from data_gen.store import (
-    DamagedSample,
     StoreConfig,
     create_store,
-    ledger,
     new_chunk_arrays,
-    pending_chunks,
     put_sample,
-    reset_ledger,
-    verify_store,
     write_chunk,
 )
 

@@ -16,9 +16,10 @@ import xarray as xr
 from ccs_fno.cli import main
 from data_gen.cli import GEOLOGY_CHOICES
 from data_gen.geology import GEOLOGY_KINDS
+from data_gen.integrity import ledger
 from data_gen.pipeline import FAIL_SAMPLES_ENV
 from data_gen.scenarios import default_space, sample_seed
-from data_gen.store import create_store, is_store, ledger, open_dataset, read_config
+from data_gen.store import create_store, is_store, open_dataset, read_config
 
 SMALL = ["--resolution", "16", "--workers", "1", "--no-progress"]
 

@@ -21,21 +21,23 @@ import zarr
 from stores import build_store
 
 from ccs_fno.cli import main
+from data_gen.integrity import (
+    StoreDamagedError,
+    ledger,
+    samples_digest,
+    store_fingerprint,
+    verify_store,
+)
 from data_gen.lock import StoreLockedError, lock_path, read_owner, store_lock
 from data_gen.physics import SimulationConfig, StepBudgetExceeded, simulate
 from data_gen.pipeline import run_chunk
 from data_gen.scenarios import MAX_RATE_PORE_VOLUMES_PER_DAY, default_space, sample_seed
 from data_gen.store import (
     StoreConfig,
-    StoreDamagedError,
     create_store,
     is_store,
-    ledger,
     open_dataset,
     read_config,
-    samples_digest,
-    store_fingerprint,
-    verify_store,
 )
 
 TIMES = (0.0, 500.0, 1000.0)

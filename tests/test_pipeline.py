@@ -10,9 +10,10 @@ import pytest
 import xarray as xr
 from dask.distributed import LocalCluster
 
+from data_gen.integrity import ledger
 from data_gen.pipeline import FAIL_SAMPLES_ENV, generate
 from data_gen.scenarios import default_space, run_scenario, sample_scenario, sample_seed
-from data_gen.store import create_store, ledger, open_dataset
+from data_gen.store import create_store, open_dataset
 
 SPACE = default_space("gaussian", resolution=16, report_times_days=(0.0, 100.0, 200.0, 300.0))
 

@@ -28,14 +28,9 @@ from ccs_fno.data import (
     read_saturation,
     read_store,
 )
+from data_gen.integrity import StoreDamagedError, samples_digest, verify_store
 from data_gen.scenarios import default_space, sample_seed
-from data_gen.store import (
-    StoreDamagedError,
-    open_dataset,
-    read_config,
-    samples_digest,
-    verify_store,
-)
+from data_gen.store import open_dataset, read_config
 
 SEED = 6
 N, PER_CHUNK, NZ = 6, 3, 10

@@ -13,6 +13,7 @@ import pytest
 import xarray as xr
 import zarr
 
+from data_gen.integrity import ledger, pending_chunks
 from data_gen.pipeline import run_chunk
 from data_gen.scenarios import default_space, run_scenario, sample_scenario
 from data_gen.store import (
@@ -20,10 +21,8 @@ from data_gen.store import (
     SCHEMA_VERSION,
     StoreConfig,
     create_store,
-    ledger,
     new_chunk_arrays,
     open_dataset,
-    pending_chunks,
     read_config,
     write_chunk,
 )

@@ -129,7 +129,7 @@ def calibrate(
 
 def _refuse_training_samples(surrogate: Any, path: str, indices: np.ndarray) -> None:
     """Raise when ``indices`` of the surrogate's own training store trained or selected it."""
-    from data_gen.store import store_fingerprint
+    from data_gen.integrity import store_fingerprint
 
     saved, split = getattr(surrogate, "fingerprint", None), getattr(surrogate, "split", None)
     if not saved or not split:

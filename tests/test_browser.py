@@ -29,11 +29,12 @@ import papermill
 import pytest
 from lab_browser import (
     bokeh_figures,
-    chromium_page,
+    checked_page,
     jupyter_lab,
     open_and_run_all,
     open_notebook,
     require_chromium,
+    wait_for_figures,
 )
 from playwright.sync_api import expect
 from tiny_run import TINY_TIMES_DAYS, build_tiny_run, fit_calibration
@@ -83,12 +84,8 @@ def lab(run_dir, tmp_path_factory):
 
 @pytest.fixture()
 def page(lab):
-    errors: list[str] = []
-    with chromium_page(lab, *WINDOW) as page:
-        page.set_default_timeout(UI_TIMEOUT_MS)
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with checked_page(lab, *WINDOW, UI_TIMEOUT_MS) as page:  # fails on any JavaScript error
         yield page
-    assert not errors, f"JavaScript errors in the page: {errors}"
 
 
 def _notebook(page):
@@ -105,12 +102,7 @@ def _app(page):
 
 def _wait_for(page, predicate, what: str, timeout_s: float = 60.0):
     """Poll the Bokeh figures until ``predicate(figures)`` holds; return them."""
-    for _ in range(int(timeout_s * 10)):
-        figures = bokeh_figures(page)
-        if figures and predicate(figures):
-            return figures
-        page.wait_for_timeout(100)
-    raise AssertionError(f"the page never showed {what}; figures now: {bokeh_figures(page)}")
+    return wait_for_figures(page, predicate, what, timeout_s)
 
 
 def _outside_seed(run_dir) -> tuple[int, tuple[float, float]]:

@@ -35,7 +35,9 @@ def test_executed_notebooks_show_their_figures_in_jupyterlab_without_running(gen
         page.set_default_timeout(UI_TIMEOUT_MS)
         page.on("pageerror", lambda error: page_errors.append(str(error)))
         for notebook, n_figures in STATIC_FIGURES.items():
-            page.goto(lab.notebook_url(notebook))
+            # reset: JupyterLab restores no other notebook from its workspace (whose pictures
+            # could be matched while its panel is being hidden)
+            page.goto(lab.notebook_url(notebook) + "&reset")
             page.locator(".jp-Notebook .jp-Cell").first.wait_for()
             # a figure is a PNG output; scroll each into view (JupyterLab renders lazily)
             images = page.locator(PICTURES)

@@ -5,24 +5,30 @@ How an app uses them::
 
     from ccs_fno.widgets.panels import Banner, CurvePanel, ImagePanel, SATURATION, bokeh_view
 
-    rock = ImagePanel(grid, "permeability", permeability_scale(k_md), wells=True)
-    now = ImagePanel(grid, "surrogate: CO2 saturation", saturation_scale(s_max), wells=True)
-    area = CurvePanel("plume area", TIME, AREA_SECTION, {"surrogate": SOLID, "simulator": DASHED})
+    rock = ImagePanel(grid, "permeability", permeability_scale(sticky=True), wells=True)
+    now = ImagePanel(grid, "surrogate: CO2 saturation", saturation_scale(s_max), wells=rock)
+    curves = SharedSource()  # panels over the same x: one event for all of them
+    area = CurvePanel("plume area", TIME, AREA_SECTION, {"surrogate": SOLID}, name="area", shared=curves)
     banner = Banner()
     app = widgets.VBox([controls, banner.widget, bokeh_view(panel_grid([[rock, now], [area]]))])
     # on a control change (in the app's lock):
     rock.show(k_md); rock.set_wells({"injector": (z_i, x_i), "producer": (z_p, x_p)})
+    now.show(s[t], note=f"at {t_days[t]:g} d")               # the note: in the image's corner
     now.placeholder("no simulation yet: press Simulate")      # text, never an all-zero map
-    area.set_line("surrogate", t_days, area_m2); area.clear_line("simulator")
+    with curves.batch():
+        area.set_line("surrogate", t_days, area_m2)
     banner.show("warning", ["injector above the channel"])
 
-An update replaces a data source's ``data`` (one Bokeh event, arrays sent as binary buffers;
-images as float32)
-and a few properties (titles, colour range, visibility): nothing is re-rendered and no
-HoloViews object is rebuilt. ``bokeh_view`` wraps a Bokeh layout in ``jupyter_bokeh``'s
-``BokehModel`` ipywidget (the documented bridge between Bokeh and ipywidgets): every document
-change is sent to the browser as it happens, in the order made. Apps serialise their updates
-(a lock) when a background thread (a simulator) also updates panels.
+An update changes data-source columns (a patch or new ``data``: one Bokeh event per source,
+arrays sent as binary buffers, images as float32) and a few properties (colour range,
+visibility, a title): nothing is re-rendered and no HoloViews object is rebuilt. Every event is
+a round of messages to the browser that BokehJS applies and repaints on its own (~10 ms each in
+JupyterLab on a small machine), so what changes together shares a source (``SharedSource``),
+while each image keeps its own (a change of a shared source repaints every panel drawing from
+it). ``bokeh_view`` wraps a Bokeh layout in ``jupyter_bokeh``'s ``BokehModel`` ipywidget (the
+documented bridge between Bokeh and ipywidgets): every document change is sent to the browser
+as it happens, in the order made. Apps serialise their updates (a lock) when a background
+thread (a simulator) also updates panels.
 
 Fields are ``(z, x)`` arrays on a ``data_gen.grid.Grid``; depth (m) grows downward; x and
 depth axes are labelled in m; colour bars carry the quantity and its unit (permeability on a

@@ -310,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
             n_docs = page.evaluate(PROBE_JS)
             seed_box = app.locator(".widget-text", has_text="seed").locator("input")
 
-            def seed(i: int) -> None:
+            def seed(i: int) -> None:  # the seed box sends its value on Enter: the change starts there
                 seed_box.fill(str(i + 1))
+                page.evaluate(RESET_JS)  # typing the digits is not the change (fill's input events)
                 seed_box.press("Enter")
 
             geology = app.locator(".widget-dropdown select").first
@@ -360,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.repeats):  # each on a new seed: a field not generated before
                 seed(200 + i)
                 wait_for_update(page)
-                change = lambda i: covariance.select_option(options[(i + 1) % len(options)])  # noqa: E731
+                # the next model each time (measure passes 0: the loop's i picks the option)
+                change = lambda _, k=i: covariance.select_option(options[(k + 1) % len(options)])  # noqa: E731
                 results["gaussian covariance"] += measure(page, change, 1)
             geology.select_option("channel")
             wait_for_update(page)

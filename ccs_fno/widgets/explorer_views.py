@@ -39,8 +39,8 @@ from ccs_fno.widgets.panels import (
     panel_grid,
     permeability_scale,
     saturation_scale,
-    static_figure,
 )
+from ccs_fno.widgets.static import static_figure
 from data_gen.grid import Grid
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ class ExplorerViews:
         self._last: ExplorerFrame | None = None
 
     def static_figure(self):
-        """The panels as they are now, drawn by matplotlib (see ``panels.static_figure``)."""
+        """The panels as they are now, drawn by matplotlib (see ``static.static_figure``)."""
         return static_figure(self.rows)
 
     @property
@@ -249,7 +249,7 @@ class ExplorerViews:
             frame.simulated is not None and now_changed
         ):
             self._show_comparison(frame, t)
-        curves = self._curves(old, frame)  # one update per panel: one Bokeh event each
+        curves = self._curves(old, frame)  # in the curve source's batch: one Bokeh event for all three
         for panel, (lines, bands) in zip(self.curves, curves, strict=True):
             if lines or bands:
                 panel.update(self.times_days, lines, bands)

@@ -57,8 +57,8 @@ from ccs_fno.widgets.panels import (
     panel_grid,
     permeability_scale,
     saturation_scale,
-    static_figure,
 )
+from ccs_fno.widgets.static import static_figure
 from data_gen.scenarios import sample_scenario
 
 SOURCES = ("scenario", "store sample", "observations file")

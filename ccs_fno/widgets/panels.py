@@ -38,8 +38,7 @@ log scale with mD tick labels). This module holds no app logic: apps compute, pa
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +58,7 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 
+from ccs_fno.widgets.shared_source import SharedSource
 from data_gen.grid import Grid
 
 WELL_COLOURS = {"injector": "#d62728", "producer": "#1f77b4"}
@@ -148,105 +148,6 @@ def _check_field(field: np.ndarray, grid: Grid) -> np.ndarray:
             f"field has shape {f.shape} but the grid is (nz, nx) = {grid.shape}: pass one (z, x) field"
         )
     return f
-
-
-def _same(old, new) -> bool:
-    """Whether column values ``new`` are those already in the source (arrays: the same object,
-    or equal 1-D numbers; no element-wise comparison of images)."""
-    if old is new:
-        return True
-    if len(old) != len(new):
-        return False
-    if isinstance(old, np.ndarray) and isinstance(new, np.ndarray) and old.ndim == new.ndim == 1:
-        return old.dtype == new.dtype and np.array_equal(old, new, equal_nan=old.dtype.kind == "f")
-    for a, b in zip(old, new, strict=True):
-        if a is b:
-            continue
-        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-            return False
-        if a != b and not (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b)):
-            return False
-    return True
-
-
-class SharedSource:
-    """One ``ColumnDataSource`` that several panels draw from, changed in batches.
-
-    Each change of a Bokeh data source is one document event, and ``jupyter_bokeh`` sends every
-    event to the browser as messages of its own, which BokehJS applies and repaints one by one
-    (~10 ms each in JupyterLab). Panels that change together (the explorer's images, the notes on
-    them and the time marker on its curves) share one source: what an update sets inside
-    ``batch()`` leaves as one event, a patch of the columns that changed (or new ``data`` when
-    their length changes). Outside a batch, ``set`` sends at once. Columns hold one value per row;
-    panels that share a source share its rows (e.g. one image per column, or curves over the same
-    x values).
-    """
-
-    def __init__(self) -> None:
-        self.source = ColumnDataSource({})
-        self._pending: dict[str, object] | None = None
-        self._depth = 0
-
-    def add(self, name: str, values) -> str:
-        """Add column ``name`` with ``values`` (before the panels are displayed); returns ``name``."""
-        if name in self.source.data:
-            raise ValueError(
-                f"column {name!r} is already in this shared source: give each panel its own name"
-            )
-        self.source.data[name] = values
-        return name
-
-    def get(self, name: str):
-        """Column ``name`` as it will be after the current batch (as sent, outside one)."""
-        if self._pending is not None and name in self._pending:
-            return self._pending[name]
-        return self.source.data[name]
-
-    def set(self, name: str, values) -> None:
-        """Replace column ``name`` (sent when the outermost batch ends; at once outside one)."""
-        if name not in self.source.data:
-            raise ValueError(f"unknown column {name!r}; this source holds {list(self.source.data)}")
-        with self.batch():
-            self._pending[name] = values
-
-    @contextmanager
-    def batch(self) -> Iterator[SharedSource]:
-        """Collect the ``set`` calls made inside (nested batches join the outermost one)."""
-        if self._depth == 0:
-            self._pending = {}
-        self._depth += 1
-        try:
-            yield self
-        finally:
-            self._depth -= 1
-            if self._depth == 0:
-                pending, self._pending = self._pending, None
-                self._send(pending)
-
-    def _send(self, changes: dict[str, object]) -> None:
-        data = self.source.data
-        changes = {k: v for k, v in changes.items() if not _same(data[k], v)}
-        if not changes:
-            return
-        rows = len(next(iter(data.values())))
-        if rows and all(len(v) == rows for v in changes.values()):
-            # one patch event; 1-D number columns are patched in place, so they hold copies
-            self.source.patch(
-                {
-                    k: [(0, v[0])] if rows == 1 else [(slice(0, rows), np.asarray(v))]
-                    for k, v in changes.items()
-                }
-            )
-        else:  # new lengths: one new ``data``; columns not given are reset to NaN of the new length
-            copies = {k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in changes.items()}
-            rows = len(next(iter(copies.values())))
-            if any(len(v) != rows for v in copies.values()):
-                lengths = {k: len(v) for k, v in copies.items()}
-                raise ValueError(f"columns of one source must have one length, got {lengths}")
-            rest = {
-                k: v if len(v) == rows else np.full(rows, np.nan) for k, v in data.items() if k not in copies
-            }
-            self.source.data = {**rest, **copies}
 
 
 class ImagePanel:
@@ -393,11 +294,8 @@ class ImagePanel:
             self.shared.set(self.column, [f.astype(np.float32)])  # half the bytes of float64 to send
             if note is not None:
                 self.shared.set(self.note_column, [note or None])
-        for model in (self.image, self.colour_bar):
-            if not model.visible:
-                model.visible = True
-        if self.message.visible:
-            self.message.visible = False
+        self.image.visible = self.colour_bar.visible = True  # Bokeh sends only what changes
+        self.message.visible = False
         if title is not None:
             self.set_title(title)
 
@@ -419,18 +317,14 @@ class ImagePanel:
                 low, high = 10 ** (lo - pad), 10 ** (hi + pad)
             else:
                 low, high = lo - pad, hi + pad
-        if (mapper.low, mapper.high) != (low, high):
-            mapper.update(low=low, high=high)
+        mapper.update(low=low, high=high)
 
     def placeholder(self, text: str, title: str | None = None) -> None:
         """Show ``text`` instead of a field: no image, no colour bar, no note (nothing that reads
         as data)."""
         self.message.text = text
-        if not self.message.visible:
-            self.message.visible = True
-        for model in (self.image, self.colour_bar):
-            if model.visible:
-                model.visible = False
+        self.message.visible = True
+        self.image.visible = self.colour_bar.visible = False
         self.shared.set(self.note_column, [None])
         if title is not None:
             self.set_title(title)
@@ -771,105 +665,3 @@ def bokeh_view(layout):
             "install the notebook extra, `pip install -e '.[notebook]'`"
         ) from None
     return BokehModel(layout)
-
-
-_MATPLOTLIB_PALETTES = {
-    "Viridis256": "viridis",
-    "Cividis256": "cividis",
-    "RdBu11": "RdBu_r",
-    "Magma256": "magma",
-}
-_MATPLOTLIB_DASHES = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
-_BOKEH_DASHES = {
-    (): "solid",
-    (6,): "dashed",
-    (2, 4): "dotted",
-    (6, 4, 2, 4): "dashdot",
-}  # as Bokeh stores them
-
-
-def _draw_image(ax, panel: ImagePanel) -> None:
-    from matplotlib.colors import LogNorm, Normalize
-
-    f = panel.figure
-    width_m, depth_m = f.x_range.end, f.y_range.start
-    ax.set_xlim(0.0, width_m)
-    ax.set_ylim(depth_m, 0.0)  # depth down
-    ax.set_aspect("equal")
-    if panel.showing_placeholder:
-        ax.text(
-            width_m / 2, depth_m / 2, panel.message.text, ha="center", va="center", color="#555555", wrap=True
-        )
-    else:
-        norm_type = LogNorm if panel.scale.log else Normalize
-        norm = norm_type(vmin=panel.mapper.low, vmax=panel.mapper.high)
-        cmap = _MATPLOTLIB_PALETTES.get(panel.scale.palette, "viridis")
-        image = ax.imshow(
-            panel.field,
-            extent=(0.0, width_m, depth_m, 0.0),
-            cmap=cmap,
-            norm=norm,
-            origin="upper",
-        )
-        bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
-        bar.set_label(panel.scale.label)
-        if panel.scale.log:
-            from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
-
-            bar.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-            bar.ax.yaxis.set_major_formatter(ScalarFormatter())
-            bar.ax.yaxis.set_minor_formatter(NullFormatter())
-    if panel.wells_source is not None:
-        data = panel.wells_source.data
-        ax.scatter(data["x"], data["depth"], c=data["colour"], marker="^", s=60, edgecolors="white", zorder=3)
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("depth (m)")
-
-
-def _draw_curves(ax, panel: CurvePanel) -> None:
-    for name in panel.drawn():
-        glyph = panel.renderers[name].glyph
-        if name in panel.bands:
-            x, lower, upper = panel.band_data(name)
-            ax.fill_between(x, lower, upper, color=glyph.fill_color, alpha=0.25, label=name)
-            continue
-        x, y = panel.line_data(name)
-        pattern = glyph.line_dash
-        name_ = pattern if isinstance(pattern, str) else _BOKEH_DASHES.get(tuple(pattern), "dashed")
-        dash = _MATPLOTLIB_DASHES.get(name_, "--")
-        ax.plot(
-            x,
-            y,
-            color=glyph.line_color,
-            linestyle=dash,
-            linewidth=glyph.line_width,
-            label=name,
-        )
-    if panel.marker_at is not None:
-        ax.axvline(panel.marker_at, color="grey", linestyle="--", linewidth=1)
-    if panel.drawn():
-        ax.legend(loc="upper left", fontsize="small")
-    ax.set_xlabel(panel.figure.xaxis[0].axis_label)
-    ax.set_ylabel(panel.figure.yaxis[0].axis_label)
-    ax.grid(alpha=0.3)
-
-
-def static_figure(rows: Sequence[Sequence[ImagePanel | CurvePanel]]):
-    """The panels as they are now, drawn by matplotlib from the same data sources the browser
-    draws (a figure for ``ccs_fno.widgets.static.show_figure(..., static=)``: readable in a
-    notebook opened without a kernel or JavaScript)."""
-    from matplotlib.figure import Figure
-
-    n_cols = max(len(r) for r in rows)
-    figure = Figure(figsize=(4.2 * n_cols, 3.6 * len(rows)), layout="constrained")
-    grid = figure.add_gridspec(len(rows), n_cols)
-    for i, row in enumerate(rows):
-        for j, panel in enumerate(row):
-            ax = figure.add_subplot(grid[i, j])
-            note = panel.note_text if isinstance(panel, ImagePanel) and not panel.showing_placeholder else ""
-            ax.set_title(f"{panel.figure.title.text} {note}".strip(), fontsize="medium")
-            if isinstance(panel, ImagePanel):
-                _draw_image(ax, panel)
-            else:
-                _draw_curves(ax, panel)
-    return figure

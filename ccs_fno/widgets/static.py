@@ -29,6 +29,7 @@ import io
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ import holoviews as hv
 import matplotlib.figure
 import numpy as np
 from matplotlib.ticker import FixedLocator, NullFormatter
+
+from ccs_fno.widgets.panels import CurvePanel, ImagePanel
 
 SCREEN_DPI = 100  # PNG resolution in notebooks and saved files (dots per inch of a matplotlib figure)
 
@@ -260,3 +263,105 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{page}: would load {', '.join(leaks)}")
     print(f"{len(pages) - len(bad)}/{len(pages)} HTML figures self-contained (nothing fetched offline)")
     return 1 if bad or not pages else 0
+
+
+# -- the apps' panels as a matplotlib figure (ccs_fno/widgets/panels.py) ---------------------------
+
+_MATPLOTLIB_PALETTES = {
+    "Viridis256": "viridis",
+    "Cividis256": "cividis",
+    "RdBu11": "RdBu_r",
+    "Magma256": "magma",
+}
+_MATPLOTLIB_DASHES = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
+_BOKEH_DASHES = {
+    (): "solid",
+    (6,): "dashed",
+    (2, 4): "dotted",
+    (6, 4, 2, 4): "dashdot",
+}  # as Bokeh stores them
+
+
+def _draw_image(ax, panel: ImagePanel) -> None:
+    from matplotlib.colors import LogNorm, Normalize
+
+    f = panel.figure
+    width_m, depth_m = f.x_range.end, f.y_range.start
+    ax.set_xlim(0.0, width_m)
+    ax.set_ylim(depth_m, 0.0)  # depth down
+    ax.set_aspect("equal")
+    if panel.showing_placeholder:
+        ax.text(
+            width_m / 2, depth_m / 2, panel.message.text, ha="center", va="center", color="#555555", wrap=True
+        )
+    else:
+        norm_type = LogNorm if panel.scale.log else Normalize
+        norm = norm_type(vmin=panel.mapper.low, vmax=panel.mapper.high)
+        cmap = _MATPLOTLIB_PALETTES.get(panel.scale.palette, "viridis")
+        image = ax.imshow(
+            panel.field,
+            extent=(0.0, width_m, depth_m, 0.0),
+            cmap=cmap,
+            norm=norm,
+            origin="upper",
+        )
+        bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+        bar.set_label(panel.scale.label)
+        if panel.scale.log:
+            from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+            bar.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            bar.ax.yaxis.set_major_formatter(ScalarFormatter())
+            bar.ax.yaxis.set_minor_formatter(NullFormatter())
+    if panel.wells_source is not None:
+        data = panel.wells_source.data
+        ax.scatter(data["x"], data["depth"], c=data["colour"], marker="^", s=60, edgecolors="white", zorder=3)
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("depth (m)")
+
+
+def _draw_curves(ax, panel: CurvePanel) -> None:
+    for name in panel.drawn():
+        glyph = panel.renderers[name].glyph
+        if name in panel.bands:
+            x, lower, upper = panel.band_data(name)
+            ax.fill_between(x, lower, upper, color=glyph.fill_color, alpha=0.25, label=name)
+            continue
+        x, y = panel.line_data(name)
+        pattern = glyph.line_dash
+        name_ = pattern if isinstance(pattern, str) else _BOKEH_DASHES.get(tuple(pattern), "dashed")
+        dash = _MATPLOTLIB_DASHES.get(name_, "--")
+        ax.plot(
+            x,
+            y,
+            color=glyph.line_color,
+            linestyle=dash,
+            linewidth=glyph.line_width,
+            label=name,
+        )
+    if panel.marker_at is not None:
+        ax.axvline(panel.marker_at, color="grey", linestyle="--", linewidth=1)
+    if panel.drawn():
+        ax.legend(loc="upper left", fontsize="small")
+    ax.set_xlabel(panel.figure.xaxis[0].axis_label)
+    ax.set_ylabel(panel.figure.yaxis[0].axis_label)
+    ax.grid(alpha=0.3)
+
+
+def static_figure(rows: Sequence[Sequence[ImagePanel | CurvePanel]]):
+    """The panels as they are now, drawn by matplotlib from the same data sources the browser
+    draws (a figure for ``ccs_fno.widgets.static.show_figure(..., static=)``: readable in a
+    notebook opened without a kernel or JavaScript)."""
+    n_cols = max(len(r) for r in rows)
+    figure = matplotlib.figure.Figure(figsize=(4.2 * n_cols, 3.6 * len(rows)), layout="constrained")
+    grid = figure.add_gridspec(len(rows), n_cols)
+    for i, row in enumerate(rows):
+        for j, panel in enumerate(row):
+            ax = figure.add_subplot(grid[i, j])
+            note = panel.note_text if isinstance(panel, ImagePanel) and not panel.showing_placeholder else ""
+            ax.set_title(f"{panel.figure.title.text} {note}".strip(), fontsize="medium")
+            if isinstance(panel, ImagePanel):
+                _draw_image(ax, panel)
+            else:
+                _draw_curves(ax, panel)
+    return figure

@@ -37,8 +37,8 @@ from ccs_fno.widgets.panels import (
     bokeh_view,
     panel_grid,
     saturation_scale,
-    static_figure,
 )
+from ccs_fno.widgets.static import static_figure
 
 THRESHOLDS = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 FAN_COLOUR = "#1f77b4"

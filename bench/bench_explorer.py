@@ -10,7 +10,11 @@ page, the time of the input event is taken when it reaches the document (``perfo
 capture phase), every Bokeh document change is recorded (BokehJS ``Document.on_change``), and
 after each change ``requestAnimationFrame`` + ``setTimeout(0)`` marks the end of the frame that
 paints it. Latency = input event -> end of the frame that painted the last change of the update
-(no further change for 0.5 s). Printed: median and max per control.
+(no further change for 0.5 s). Printed: median and max per control. The frames of every report
+time that the explorer sends once the controls have rested (``frames_after_s``, for the time
+slider to swap in the browser) are not part of an update: a task of changes that brings an image
+source with more than one row is counted apart, with the browser time it took (task start ->
+end of the frame painting it).
 
 Scrubbing: the time slider's handle gets ``--scrub-keys`` arrow presses ``--scrub-interval-ms``
 apart (key repeat); printed are the frames drawn, the largest lag (slider steps between the time
@@ -44,7 +48,7 @@ import papermill
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from lab_browser import chromium_page, jupyter_lab, open_and_run_all  # noqa: E402
+from lab_browser import bokeh_slider, chromium_page, jupyter_lab, open_and_run_all  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "03_explore_scenarios.ipynb"
 TIMEOUT_MS = 240_000
@@ -55,33 +59,59 @@ PROBE_JS = """() => {
   const mark = (e) => { if (p.input === null) p.input = performance.now(); };
   for (const type of ['keydown', 'change', 'click', 'input'])
     document.addEventListener(type, mark, true);
+  // the frames of every report time arriving (after the controls rest): not an update
+  p.loads = [];
+  p.loaded = null;
   const surrogateTitle = () => {  // the title with the note in the image's corner (the time)
     for (const doc of Bokeh.documents) for (const m of doc.all_models)
       if (m.type === 'Figure' && m.name === 'surrogate') {
         let note = '';
         for (const r of m.renderers)
-          if (r.glyph && r.glyph.type === 'Text') note = r.data_source.data[r.glyph.text.field][0];
+          if (r.glyph && r.glyph.type === 'Text') {
+            const f = r.view.filter;  // the time slider's view: the row it shows
+            const row = (f && f.type === 'IndexFilter' && f.indices) ? f.indices[0] : 0;
+            note = r.data_source.data[r.glyph.text.field][row];
+          }
         return `${m.title.text} ${note}`;
       }
     return null;
   };
-  for (const doc of Bokeh.documents) doc.on_change(() => {
-    const t = performance.now();
-    p.changes.push(t);
-    const title = surrogateTitle();
-    requestAnimationFrame(() => setTimeout(() => {
-      const now = performance.now();
-      p.painted = now;
-      if (p.frames.length === 0 || p.frames[p.frames.length - 1].title !== title)
-        p.frames.push({title: title, painted: now});
-    }, 0));
+  const isLoad = (e) => e.attr === 'data' && e.model && e.model.data && 'image' in e.model.data
+    && e.model.get_length() > 1;
+  let batch = null;  // the changes of one task (one message applied), classified at its end
+  for (const doc of Bokeh.documents) doc.on_change((e) => {
+    if (batch === null) {
+      batch = {t: performance.now(), load: false, n: 0};
+      setTimeout(() => {
+        const b = batch;
+        batch = null;
+        if (b.load) {  // its cost: the task that applied it, to the end of the frame that painted it
+          p.loaded = performance.now();
+          requestAnimationFrame(() => setTimeout(() => {
+            p.loaded = performance.now();
+            p.loads.push(p.loaded - b.t);
+          }, 0));
+          return;
+        }
+        for (let i = 0; i < b.n; i++) p.changes.push(b.t);
+        const title = surrogateTitle();
+        requestAnimationFrame(() => setTimeout(() => {
+          const now = performance.now();
+          p.painted = now;
+          if (p.frames.length === 0 || p.frames[p.frames.length - 1].title !== title)
+            p.frames.push({title: title, painted: now});
+        }, 0));
+      }, 0);
+    }
+    batch.n += 1;
+    if (isLoad(e)) batch.load = true;
   });
   return Bokeh.documents.length;
 }"""
 RESET_JS = (
     "() => { const p = window.__probe; p.input = null; p.changes = []; p.painted = null; p.frames = []; }"
 )
-STATE_JS = "() => ({input: __probe.input, changes: __probe.changes.length, first: __probe.changes[0] ?? null, last: __probe.changes.at(-1) ?? null, painted: __probe.painted, now: performance.now(), frames: __probe.frames})"  # noqa: E501
+STATE_JS = "() => ({input: __probe.input, changes: __probe.changes.length, first: __probe.changes[0] ?? null, last: __probe.changes.at(-1) ?? null, painted: __probe.painted, now: performance.now(), frames: __probe.frames, loads: __probe.loads, loaded: __probe.loaded})"  # noqa: E501
 
 
 def load() -> str:
@@ -107,7 +137,9 @@ def wait_for_update(page, timeout_s: float = 30.0) -> Update | None:
     while time.monotonic() < deadline:
         s = page.evaluate(STATE_JS)
         if s["changes"] and s["painted"] is not None and s["painted"] >= s["last"]:
-            if s["now"] - s["last"] > QUIET_MS:
+            # quiet: no change, and no frames arriving (they follow a scenario change by ~0.3 s;
+            # the next input waits for them, as a person pausing between changes would)
+            if s["now"] - max(s["last"], s["loaded"] or 0.0) > QUIET_MS:
                 return Update(
                     s["painted"] - s["input"],
                     s["first"] - s["input"],
@@ -119,8 +151,13 @@ def wait_for_update(page, timeout_s: float = 30.0) -> Update | None:
     return None
 
 
-def slider(app, page, label: str):
-    handle = app.locator(".widget-hslider", has=page.get_by_text(label, exact=True)).locator(".noUi-handle")
+def slider(app, page, label: str, bokeh: bool = False):
+    """One step of the ipywidgets slider ``label`` (a Bokeh slider with ``bokeh``) per call."""
+    if bokeh:
+        handle = bokeh_slider(app, page, label).locator(".noUi-handle")
+    else:
+        group = app.locator(".widget-hslider", has=page.get_by_text(label, exact=True))
+        handle = group.locator(".noUi-handle")
 
     def change(i: int) -> None:  # one step to a value not seen before: right, left at the end
         handle.focus()
@@ -145,7 +182,7 @@ def measure(page, change, repeats: int, name: str = "") -> list[Update]:
 def scrub(page, app, keys: int, interval_ms: int, n_times: int) -> dict:
     """Press ArrowLeft ``keys`` times on the time slider from its last time (report times every
     20 d, ``n_times`` of them); the presses (page time, index asked for) and frames drawn."""
-    handle = app.locator(".widget-hslider", has=page.get_by_text("time", exact=True)).locator(".noUi-handle")
+    handle = bokeh_slider(app, page, "time").locator(".noUi-handle")
     handle.focus()
     page.keyboard.press("End")  # start from the last report time
     page.wait_for_timeout(1500)
@@ -324,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                 app.locator("button", has_text="wells into channel").click()
 
             channel_controls = {
-                "time slider": slider(app, page, "time"),
+                "time slider": slider(app, page, "time", bokeh=True),
                 "injection rate": slider(app, page, "rate (m³/day)"),
                 "injector depth": slider(app, page, "inj. depth (m)"),
                 "producer depth": slider(app, page, "prod. depth (m)"),
@@ -367,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             geology.select_option("channel")
             wait_for_update(page)
             scrubbed = scrub(page, app, args.scrub_keys, args.scrub_interval_ms, n_times=51)
+            loads = page.evaluate(STATE_JS)["loads"]
             print(f"load at end: {load()}")
 
     print(f"\nexplorer end-to-end latency in JupyterLab + Chromium, run {run_dir} ({n_docs} Bokeh document)")
@@ -404,6 +442,11 @@ def main(argv: list[str] | None = None) -> int:
         f"stale frames after the last press: {max(len(after) - 1, 0)}; "
         f"last press -> final frame {final:.0f} ms (final frame: {frames[-1]['title'] if frames else None})"
     )
+    if loads:
+        print(
+            f"frames of every report time, sent {len(loads)} times after the controls rested: the browser "
+            f"took {statistics.median(loads):.0f} ms (median; max {max(loads):.0f}) to apply and paint them"
+        )
     return 0
 
 

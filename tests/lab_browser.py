@@ -178,9 +178,11 @@ def open_and_run_all(page, lab: Lab, notebook: str, timeout_s: float = 120.0) ->
 
 
 # The state of every named Bokeh figure in the page (BokehJS models, as drawn): title, the texts
-# of visible labels (placeholders), whether the image is drawn, the note in an image's corner,
-# the title with that note (``shown``), visible colour-bar titles, legend items shown, the time
-# marker (a VSpan glyph), axis labels. Used by the browser tests and bench/bench_explorer.py.
+# of visible labels (placeholders), whether the image is drawn and how many frames its source
+# holds (``frames``: one, or one per report time for a time slider), the note in an image's corner
+# (at the row its view shows), the title with that note (``shown``), visible colour-bar titles,
+# legend items shown, the time marker (a VSpan glyph), axis labels. Used by the browser tests and
+# bench/bench_explorer.py.
 BOKEH_FIGURES_JS = """() => {
   const out = {};
   if (!window.Bokeh || !Bokeh.documents) return out;
@@ -197,10 +199,13 @@ BOKEH_FIGURES_JS = """() => {
     for (const r of m.renderers) {
       if (!r.glyph) continue;
       const column = (spec) => (spec && spec.field !== undefined) ? r.data_source.data[spec.field] : null;
-      if (r.glyph.type === 'Image') f.image = r.visible;
-      if (r.glyph.type === 'Text') f.note = column(r.glyph.text)[0];
+      const filter = r.view ? r.view.filter : null;  // a time slider's view: the row it shows
+      const row = (filter && filter.type === 'IndexFilter' && filter.indices && filter.indices.length)
+        ? filter.indices[0] : 0;
+      if (r.glyph.type === 'Image') { f.image = r.visible; f.frames = r.data_source.get_length(); }
+      if (r.glyph.type === 'Text') f.note = r.visible ? column(r.glyph.text)[row] : null;
       if (r.glyph.type === 'VSpan') {
-        const x = column(r.glyph.x)[0];
+        const x = column(r.glyph.x)[row];
         f.marker = (x === null || x === undefined || Number.isNaN(x)) ? null : x;
       }
     }
@@ -212,6 +217,18 @@ BOKEH_FIGURES_JS = """() => {
   }
   return out;
 }"""
+
+
+# Keep the kernel of the notebook in front busy for ``s`` seconds (JupyterLab's kernel API): what
+# changes in the page meanwhile is the browser's doing.
+KERNEL_SLEEP_JS = """(s) => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel
+  .requestExecute({code: `import time; time.sleep(${s})`})"""
+
+
+def bokeh_slider(app, page, title: str):
+    """The Bokeh slider titled ``title`` (e.g. the explorer's "time") inside ``app``: its input
+    group, with the title and value in ``.bk-slider-title`` and the handle in ``.noUi-handle``."""
+    return app.locator(".bk-input-group", has=page.locator(".bk-slider-title", has_text=f"{title}:"))
 
 
 def bokeh_figures(page) -> dict:

@@ -9,7 +9,8 @@ BokehJS's own models (``lab_browser.BOKEH_FIGURES_JS``), the widgets' DOM and ca
   in words (no image, no colour bar) and legends list only the lines drawn; units (t/day, Mt/yr,
   mD colour bar, depth in m, m² of section); the training-distribution banner before Simulate
   (gaussian geology; a seed whose channel misses the injector) without moving the plots; a new
-  seed does not move the wells; the time slider redraws; Simulate shows the comparison.
+  seed does not move the wells; the time slider redraws, and once the controls rest it swaps the
+  frames in the browser (while the kernel sleeps); Simulate shows the comparison.
 - ``test_executed_notebook``: a notebook executed by papermill (``simulate=True``) opened in
   JupyterLab shows the explorer's static rendering without re-running; "Run All" with
   ``simulate=True`` then shows the simulator panels and curves consistent with the status line.
@@ -28,7 +29,9 @@ import numpy as np
 import papermill
 import pytest
 from lab_browser import (
+    KERNEL_SLEEP_JS,
     bokeh_figures,
+    bokeh_slider,
     checked_page,
     jupyter_lab,
     open_and_run_all,
@@ -190,12 +193,12 @@ def test_explorer_live(lab, page, run_dir):
     # the time slider, with the keyboard as a user would: the plot redraws (model and pixels)
     predicted = canvases.nth(1)
     before = predicted.screenshot()
-    time_slider = app.locator(".widget-hslider", has=page.get_by_text("time", exact=True))
+    time_slider = bokeh_slider(app, page, "time")
     time_slider.locator(".noUi-handle").focus()
     for _ in range(3):
         page.keyboard.press("ArrowLeft")
     t_days = TINY_TIMES_DAYS[-4]
-    expect(time_slider.locator(".widget-readout")).to_have_text(f"{t_days:g} d")
+    expect(time_slider.locator(".bk-slider-title")).to_have_text(f"time: {t_days:g} d")
     figures = _wait_for(  # the markers move in the same update, in later messages
         page,
         lambda f: (
@@ -208,6 +211,27 @@ def test_explorer_live(lab, page, run_dir):
     page.wait_for_timeout(300)
     assert predicted.screenshot() != before, "the predicted-saturation plot did not change"
 
+    # once the controls rest, the frames of every report time are in the browser and the slider
+    # swaps them there: images, notes and markers follow it while the kernel is busy
+    n_times = len(TINY_TIMES_DAYS)
+    _wait_for(page, lambda f: f["surrogate"]["frames"] == n_times == f["band"]["frames"], "every frame")
+    page.evaluate(KERNEL_SLEEP_JS, 6)
+    page.wait_for_timeout(300)  # the kernel is asleep now
+    time_slider.locator(".noUi-handle").focus()
+    for _ in range(2):
+        page.keyboard.press("ArrowLeft")
+    t_days = TINY_TIMES_DAYS[-6]
+    figures = _wait_for(
+        page,
+        lambda f: (
+            f["surrogate"]["shown"] == f"surrogate: CO2 saturation at {t_days:g} d"
+            and f["band"]["shown"] == f"surrogate ± 90 % band at {t_days:g} d"
+            and [f[n]["marker"] for n in ("area", "extent", "mass")] == [t_days] * 3
+        ),
+        "the frames swapped by the browser",
+        timeout_s=3,  # well before the kernel wakes
+    )
+
     # Simulate: the comparison replaces the placeholders; the legends gain the simulator
     app.locator("button", has_text="Simulate").click()
     expect(app.locator(".ccs-banner", has_text="relative L2 error")).to_have_count(1, timeout=UI_TIMEOUT_MS)
@@ -217,6 +241,19 @@ def test_explorer_live(lab, page, run_dir):
     assert figures["difference"]["note"].startswith(f"at {t_days:g} d: rel. L2 error")
     assert figures["area"]["legend"] == ["surrogate", "simulator", "90 % band"]
     assert figures["mass"]["legend"] == ["injected", "stored (surrogate)", "stored (simulator)"]
+    # the simulation's frames follow: the comparison row swaps in the browser too
+    _wait_for(page, lambda f: f["simulator"]["frames"] == n_times == f["difference"]["frames"], "its frames")
+    time_slider.locator(".noUi-handle").focus()
+    page.keyboard.press("ArrowRight")
+    t_days = TINY_TIMES_DAYS[-5]
+    _wait_for(
+        page,
+        lambda f: (
+            f["simulator"]["shown"] == f"simulator: CO2 saturation at {t_days:g} d"
+            and f["difference"]["note"].startswith(f"at {t_days:g} d: rel. L2 error")
+        ),
+        "the comparison at the slider's time",
+    )
     page.wait_for_timeout(300)
     app.screenshot(path=ARTIFACTS / "explorer.png")
 

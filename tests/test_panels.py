@@ -140,36 +140,31 @@ def _events(document: Document) -> list:
 
 
 def test_panels_on_a_shared_source_send_one_event_per_update():
-    """The explorer's images, their notes and the curves' time marker share one source: what an
-    update changes leaves as one patch of the changed columns, unchanged columns are not sent."""
+    """Images on one source: what an update changes leaves as one patch of the changed columns,
+    unchanged columns are not sent."""
     shared = SharedSource()
-    shared.add("t", [np.nan])
     now = ImagePanel(GRID, "surrogate", saturation_scale(), name="now", shared=shared)
     band = ImagePanel(GRID, "band", saturation_scale(), name="band", shared=shared)
-    area = CurvePanel("area", "t", "m²", {"surrogate": SOLID}, marker_on=(shared, "t"))
-    extent = CurvePanel("extent", "t", "m", {"surrogate": SOLID}, marker_on=(shared, "t"))
     document = Document()
-    document.add_root(panel_grid([[now, band], [area, extent]]))
-    assert sorted(shared.source.data) == ["band", "band_note", "now", "now_note", "t"]
+    document.add_root(panel_grid([[now, band]]))
+    assert sorted(shared.source.data) == ["band", "band_note", "now", "now_note"]
     events = _events(document)
     field = np.full(GRID.shape, 0.25)
     with shared.batch():
         now.show(field, note="at 20 d")
         band.show(2 * field, note="at 20 d")
-        area.set_marker(20.0)
-        assert area.marker_at == 20.0 == extent.marker_at  # one column: both markers
     patches = [e for e in events if type(e).__name__ == "ColumnsPatchedEvent"]
-    assert len(patches) == 1 and sorted(patches[0].patches) == ["band", "band_note", "now", "now_note", "t"]
+    assert len(patches) == 1 and sorted(patches[0].patches) == ["band", "band_note", "now", "now_note"]
     assert now.note_text == "at 20 d" and now.field.dtype == np.float32
     np.testing.assert_array_equal(band.field, 2 * field)
     events.clear()
-    with shared.batch():  # one panel shown again, the marker where it was: only that panel is sent
+    with shared.batch():  # one panel shown again: only that panel is sent
         now.show(now.field, note="at 40 d")
-        area.set_marker(20.0)
+        band.show(band.field, note="at 20 d")
     sent = [sorted(e.patches) for e in events if type(e).__name__ == "ColumnsPatchedEvent"]
-    assert sent == [["now", "now_note"]]
+    assert sent == [["band", "now", "now_note"]]  # new arrays are sent; the unchanged note is not
     now.placeholder("no simulation yet")
-    assert now.note_text == "" and now.showing_placeholder
+    assert now.note_text == "" and now.showing_placeholder and not now.note.visible
     with pytest.raises(ValueError, match="needs a name"):
         ImagePanel(GRID, "x", saturation_scale(), shared=shared)
     with pytest.raises(ValueError, match="'now' is already in this shared source"):
@@ -239,3 +234,81 @@ def test_banner_escapes_text_and_hides():
     assert banner.widget.value == "" and banner.text == ""
     with pytest.raises(ValueError, match="unknown banner level 'alarm'"):
         banner.show("alarm", "x")
+
+
+def test_a_time_slider_swaps_loaded_frames_in_the_browser_and_the_kernel_sends_one_otherwise():
+    """Image panels linked to a ``TimeSlider``: ``show`` sends one frame (one row, drawn through a
+    view at row 0), ``show_frames`` a row per report time with the view at the slider's time; the
+    browser's callback (args checked here, run in tests/test_browser.py) moves the views; the
+    panels report the frame at the slider's time either way."""
+    from bokeh.models import CDSView, CustomJS
+
+    from ccs_fno.widgets.time_slider import TimeSlider
+
+    times = np.array([0.0, 20.0, 40.0])
+    time = TimeSlider(times)
+    assert time.value == 2 and time.t_days == 40.0  # starts at the last report time
+    now = ImagePanel(GRID, "surrogate", saturation_scale(), name="now", frames=time)
+    area = CurvePanel("area", "t", "m²", {"surrogate": SOLID}, marker_on=time)
+    stack = np.stack([np.full(GRID.shape, v) for v in (0.1, 0.2, 0.3)])
+    notes = [f"at {t:g} d" for t in times]
+    now.show_frames(stack, notes)  # not displayed yet: the views' rows are set here
+    assert now.frame_filter.indices == [2] and time.filter.indices == [2]
+    time.value = 1
+    assert time.filter.indices == [1] and now.note_text == "at 20 d"
+    now.show(stack[1], note="at 20 d")
+    assert now.frame_filter.indices == [0] and not now.frames_loaded
+    time.value = 2
+    document = Document()
+    document.add_root(panel_grid([[now], [area]]))
+    assert isinstance(now.image.view, CDSView) and now.image.view.filter is now.frame_filter
+    assert now.note.view.filter is now.frame_filter  # the note swaps with its image
+    (callback,) = [c for c in time.slider.js_property_callbacks["change:value"] if isinstance(c, CustomJS)]
+    assert now.source in callback.args["sources"] and now.frame_filter in callback.args["filters"]
+    assert callback in now.source.js_property_callbacks["change:data"]  # frames arriving late
+    events = _events(document)
+
+    now.show_frame(stack, note="at 40 d")  # not loaded: the kernel sends the frame at the slider's time
+    assert len(now.source.data["image"]) == 1 and not now.frames_loaded
+    np.testing.assert_array_equal(now.field, np.float32(0.3))
+    seen = []
+    time.observe(seen.append)
+    time.value = 0
+    assert seen == [{"old": 2, "new": 0}] and area.marker_at == 0.0
+    now.show_frame(stack, note="at 0 d")
+    np.testing.assert_array_equal(now.field, np.float32(0.1))
+
+    time.value = 1
+    events.clear()
+    now.show_frames(stack, notes)  # every frame: one new ``data``; the browser moves the view
+    assert len(now.source.data["image"]) == 3 and now.frames_loaded
+    kinds = [(type(e).__name__, getattr(e, "attr", None)) for e in events]
+    assert [k for k, _ in kinds].count("ColumnDataChangedEvent") == 1
+    assert ("ModelChangedEvent", "indices") not in kinds  # displayed: the browser owns the views
+    np.testing.assert_array_equal(now.field, np.float32(0.2))
+    time.value = 2  # the browser moves the view (JS); here the panel reports the slider's frame
+    np.testing.assert_array_equal(now.field, np.float32(0.3))
+    assert now.note_text == "at 40 d" and area.marker_at == 40.0
+    events.clear()
+    now.show_frame(stack)  # loaded: nothing to send, the browser moved the view
+    now.show_frames(stack, notes)
+    assert [type(e).__name__ for e in events if type(e).__name__.startswith("Column")] == []
+    now.placeholder("scenario changed: press Simulate")  # hides; the frames stay for later
+    assert now.note_text == "" and len(now.source.data["image"]) == 3
+
+    events.clear()
+    other = stack + 0.1
+    now.show_frame(other, note="at 20 d")  # new data: one frame again, the view back at row 0
+    assert len(now.source.data["image"]) == 1 and not now.frames_loaded
+    np.testing.assert_allclose(now.field, 0.4, rtol=1e-6)
+
+    with pytest.raises(ValueError, match=r"frames of shape \(2, 4, 6\) with 3 notes.*3 report times"):
+        now.show_frames(stack[:2], notes)
+    with pytest.raises(ValueError, match="built without a time slider"):
+        ImagePanel(GRID, "rock", permeability_scale()).show_frames(stack, notes)
+    with pytest.raises(ValueError, match=r"time index 3 is not one of the 3 report times: .* 0 \.\.\. 2"):
+        time.value = 3
+    with pytest.raises(ValueError, match="report times that increase"):
+        TimeSlider(np.array([0.0, 20.0, 20.0]))
+    with pytest.raises(ValueError, match="draws no marker of its own"):
+        area.set_marker(10.0)

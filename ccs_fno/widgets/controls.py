@@ -1,4 +1,5 @@
-"""The explorer's ipywidgets controls: geology kind and parameters, seed, wells, time, Simulate.
+"""The explorer's controls: geology kind and parameters, seed, wells, Simulate (ipywidgets) and
+the time slider (a ``TimeSlider``, drawn with the panels).
 
 ``ExplorerControls`` only builds and reads widgets; the explorer wires them to the surrogate.
 Slider ranges are physical (mD, m, degrees) and always include the starting value. The controls
@@ -14,6 +15,7 @@ from dataclasses import dataclass, replace
 import ipywidgets as widgets
 import numpy as np
 
+from ccs_fno.widgets.time_slider import TimeSlider
 from data_gen.geology import GAUSSIAN_MODELS, GEOLOGY_KINDS, GeologyParams
 from data_gen.grid import Grid
 
@@ -154,14 +156,7 @@ class ExplorerControls:
         )
         self.injector_depth = _depth_slider("inj. depth (m)", grid, injector_depth_m)
         self.producer_depth = _depth_slider("prod. depth (m)", grid, producer_depth_m)
-        self.time = widgets.SelectionSlider(
-            options=[(f"{t:g} d", i) for i, t in enumerate(np.asarray(times_days, dtype=float))],
-            value=len(times_days) - 1,
-            description="time",
-            style={"description_width": "60px"},
-            layout=widgets.Layout(width=_WIDTH),
-            continuous_update=True,
-        )
+        self.time = TimeSlider(times_days)  # drawn above the panels: it swaps their frames in the browser
         self.simulate = widgets.Button(
             description="Simulate",
             icon="play",
@@ -202,7 +197,7 @@ class ExplorerControls:
                     self.producer_depth,
                     self.wells_into_channel,
                 ),
-                column("Time and simulator", self.time, widgets.HBox([self.simulate, self.progress])),
+                column("Simulator", widgets.HBox([self.simulate, self.progress])),
             ],
             layout=widgets.Layout(flex_flow="row wrap"),
         )

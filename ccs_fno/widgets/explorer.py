@@ -117,7 +117,13 @@ class ScenarioExplorer:
 
     ``calibration``: the surrogate's conformal calibration; its 90 % band is shown when it fits
     the surrogate's grid and report times and holds that level (``band_note`` says why not).
+
+    The time slider above the panels swaps their frames in the browser once the controls have
+    rested ``frames_after_s`` seconds (then every report time's images are sent; before, a time
+    change goes through the kernel); ``None``: never (each time change through the kernel).
     """
+
+    frames_after_s: float | None = 0.3
 
     def __init__(
         self, surrogate: Surrogate, space: ScenarioSpace, calibration: Calibration | None = None
@@ -149,6 +155,9 @@ class ScenarioExplorer:
         self._widget: widgets.VBox | None = None
         # milliseconds of the last update's parts: geology, surrogate, panels, trust, total
         self.timings_ms: dict[str, float] = {}
+        self._frames_timer: threading.Timer | None = None
+        self._frames_version = 0
+        self.frames_ms: float | None = None  # the kernel's time for the last load_frames
         self.wells_into_channel(announce=False)
         self.scenario, self.permeability_md, self.predicted = self._predict()
         self.views = ExplorerViews(
@@ -158,18 +167,22 @@ class ScenarioExplorer:
             space.porosity,
             self.co2_density_kg_m3,
             self.calibration,
+            time=self.controls.time,
         )
         report = self._check_domain()
         self.views.show(self._frame())
         for control in self.controls.scenario_widgets():
             control.observe(self._on_scenario_change, "value")
-        self.controls.time.observe(self._on_time_change, "value")
+        self.controls.time.observe(self._on_time_change)
         self.controls.simulate.on_click(lambda _: self.simulate())
         self.controls.wells_into_channel.on_click(lambda _: self.wells_into_channel())
         self._trained = f"surrogate trained on {space.geology} geology, {_describe(grid)}"
         self._set_status(self._note)
         self._show_units()
         self._show_trust(report)
+        # every frame now, with the panels' first state: once the app is displayed, messages sent
+        # before the browser has drawn it are lost (jupyter_bokeh applies them to drawn views)
+        self.views.load_frames()
 
     @classmethod
     def from_run(
@@ -399,7 +412,33 @@ class ScenarioExplorer:
         self._show_trust(report)
         self.timings_ms["trust"] += 1e3 * (time.perf_counter() - mark)
         self.timings_ms["total"] = 1e3 * (time.perf_counter() - start)
+        self._frames_later()
         return True
+
+    def _frames_later(self) -> None:
+        """Send every report time's images (``ExplorerViews.load_frames``: the time slider then
+        swaps them in the browser) once the controls have rested ``frames_after_s``; a change
+        before then starts the wait again. The frames cost the browser ~0.1 s to take in: sent
+        with every change they would slow each one down."""
+        with self._lock:
+            if self._frames_timer is not None:
+                self._frames_timer.cancel()
+            self._frames_version += 1
+            if self.frames_after_s is None:
+                return
+            self._frames_timer = threading.Timer(
+                self.frames_after_s, self._load_frames, args=(self._frames_version,)
+            )
+            self._frames_timer.daemon = True
+            self._frames_timer.start()
+
+    def _load_frames(self, version: int) -> None:
+        with self._lock:
+            if version != self._frames_version:  # a change came after: its own wait runs
+                return
+            start = time.perf_counter()
+            self.views.load_frames()
+            self.frames_ms = 1e3 * (time.perf_counter() - start)
 
     def _show_timed(self, name: str, frame: ExplorerFrame) -> None:
         start = time.perf_counter()
@@ -532,6 +571,7 @@ class ScenarioExplorer:
             c.simulate.disabled, c.progress.bar_style = False, "success"
             self._simulated, self._running = (scenario, result.saturation), False
             self.views.show(self._frame())
+            self._frames_later()
             if scenario != self.scenario:
                 self._set_status("the scenario changed while simulating: press Simulate again")
             else:
@@ -540,5 +580,8 @@ class ScenarioExplorer:
         return result.saturation
 
     def close(self) -> None:
-        """Stop accepting simulations (a running one finishes in its thread)."""
+        """Stop accepting simulations (a running one finishes in its thread) and sending frames."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self.frames_after_s = None
+            self._frames_later()  # cancels a wait under way

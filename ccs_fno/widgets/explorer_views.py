@@ -3,14 +3,20 @@
 Top row: the rock (permeability, log mD) with the wells, the surrogate's CO2 saturation now,
 the simulator's, and their difference; bottom row: plume area in the section, plume horizontal
 extent and CO2 mass (injected, and stored according to surrogate and simulator) against time,
-with a marker at the current time. ``ExplorerViews.show(frame)`` updates only the panels whose
-part of the ``ExplorerFrame`` changed, in few Bokeh events (each is a round of messages that
+with a marker at the current time; a time slider above them (``TimeSlider``).
+``ExplorerViews.show(frame)`` updates only the panels whose part of the ``ExplorerFrame``
+changed, in few Bokeh events (each is a round of messages that
 BokehJS applies and repaints on its own): an image and the note in its corner (the time shown;
 the difference's relative L2 error) are one event, the three curve panels share one source
-(``SharedSource``) and so do their time markers. The rock's and the difference's colour scales
+(``SharedSource``). The rock's and the difference's colour scales
 are sticky (``ColourScale.sticky``): moving a control recolours what changed, not the colour bar
 each time. Without a simulation for the shown scenario, the simulator and difference panels say
 so in words and the curves list no simulator line.
+
+The time slider swaps frames in the browser: ``show`` sends the images at the slider's time
+(one frame each, what a control change needs at once) and ``load_frames`` every report time's
+(the app calls it once the controls rest); from then on the slider moves the images, their
+notes and the curves' markers without a kernel round trip (``time_slider``).
 
 With a conformal calibration of the surrogate (``ccs_fno.uq.Calibration``, fitted on held-out
 simulations on the same grid and report times) the area and extent panels shade its 90 % band
@@ -21,6 +27,8 @@ the band panel says the band does not apply and nothing is shaded.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,6 +49,7 @@ from ccs_fno.widgets.panels import (
     saturation_scale,
 )
 from ccs_fno.widgets.static import static_figure
+from ccs_fno.widgets.time_slider import TimeSlider
 from data_gen.grid import Grid
 
 if TYPE_CHECKING:
@@ -106,7 +115,7 @@ class ExplorerViews:
 
     ``porosity`` and ``co2_density_kg_m3`` turn saturation into stored CO2 mass.
     ``calibration`` must fit the grid and ``times_days`` (``Calibration.fits``) and hold the
-    ``BAND_LEVEL``.
+    ``BAND_LEVEL``. ``time``: the time slider (built here when not given).
     """
 
     def __init__(
@@ -117,29 +126,36 @@ class ExplorerViews:
         porosity: float,
         co2_density_kg_m3: float,
         calibration: Calibration | None = None,
+        time: TimeSlider | None = None,
     ) -> None:
         self.grid = grid
         self.times_days = np.asarray(times_days, dtype=float)
+        self.time = time if time is not None else TimeSlider(self.times_days)
+        if not np.array_equal(self.time.times_days, self.times_days):
+            raise ValueError(
+                "the time slider's report times are not the panels' times_days: pass a slider of them"
+            )
+        frames = {"frames": self.time}
         self.porosity, self.density = float(porosity), float(co2_density_kg_m3)
         saturation = saturation_scale(max_saturation)
         # Each image and its note are one source (one event per panel shown): a source shared
         # by all images would repaint every image panel on any change (measured slower).
-        self.marker_source = SharedSource()  # the time marker of the three curve panels
-        self.marker_source.add("t", [np.nan])
         self.curve_source = SharedSource()  # the curves of the bottom row, over the report times
         self.rock = ImagePanel(
             grid, "permeability and wells", permeability_scale(sticky=True), wells=True, name="rock"
         )
         wells = self.rock  # one wells source: moving them is one event for the three panels
-        self.now = ImagePanel(grid, SURROGATE_TITLE, saturation, wells=wells, name="surrogate")
-        self.simulated = ImagePanel(grid, "simulator", saturation, wells=wells, name="simulator")
+        self.now = ImagePanel(grid, SURROGATE_TITLE, saturation, wells=wells, name="surrogate", **frames)
+        self.simulated = ImagePanel(grid, "simulator", saturation, wells=wells, name="simulator", **frames)
         self.difference = ImagePanel(
             grid,
             DIFFERENCE_TITLE,
             difference_scale("surrogate − simulator (-)", sticky=True),
             name="difference",
+            **frames,
         )
-        curves = {"shared": self.curve_source, "marker_on": (self.marker_source, "t"), "fit_ranges": True}
+        self._difference: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (predicted, simulated, -)
+        curves = {"shared": self.curve_source, "marker_on": self.time, "fit_ranges": True}
         two = {"surrogate": SURROGATE, "simulator": SIMULATOR}
         self.calibration = calibration
         bands = None
@@ -196,10 +212,13 @@ class ExplorerViews:
                 BAND_TITLE,
                 ColourScale(f"{BAND} half-width (saturation)", "Magma256", 0.0, high),
                 name="band",
+                **frames,
             )
             bottom.append(self.band)
         self.rows = [[self.rock, self.now, self.simulated, self.difference], bottom]
-        self.layout = panel_grid(self.rows)
+        from bokeh.layouts import column
+
+        self.layout = column([self.time.slider, panel_grid(self.rows)], sizing_mode="stretch_width")
         self._widget = None
         self._last: ExplorerFrame | None = None
 
@@ -217,22 +236,45 @@ class ExplorerViews:
     def _t(self, frame: ExplorerFrame) -> float:
         return float(self.times_days[frame.time_index])
 
-    def show(self, frame: ExplorerFrame) -> None:
-        """Display ``frame``, updating only the panels whose data changed.
-
-        Once the panels are displayed, the changes leave for the browser in one burst after all
-        are made (a Bokeh document hold, "combine": repeated changes of a property merged), not
-        interleaved with the computing of the next panel."""
+    @contextmanager
+    def _sending(self) -> Iterator[None]:
+        """Once the panels are displayed, the changes made inside leave for the browser in one
+        burst after all are made (a Bokeh document hold, "combine": repeated changes of a
+        property merged), not interleaved with the computing of the next panel."""
         document = self.layout.document
         if document is None:  # not displayed yet: nothing is sent
-            self._show(frame)
+            yield
             return
         document.hold("combine")
         try:
-            with self.marker_source.batch(), self.curve_source.batch():
-                self._show(frame)
+            with self.curve_source.batch():
+                yield
         finally:
             document.unhold()
+
+    def show(self, frame: ExplorerFrame) -> None:
+        """Display ``frame``, updating only the panels whose data changed (at the time slider's
+        time, ``frame.time_index``)."""
+        with self._sending():
+            self._show(frame)
+
+    def load_frames(self) -> None:
+        """Send the images of every report time (surrogate, and simulator, difference and band
+        where shown): the time slider then swaps them in the browser. Nothing is sent for images
+        whose frames are there already."""
+        frame = self._last
+        if frame is None:
+            return
+        notes = [_at(t) for t in self.times_days]
+        with self._sending():
+            self.now.show_frames(frame.predicted, notes)
+            if frame.simulated is not None:
+                self.simulated.show_frames(frame.simulated, notes)
+                pairs = zip(notes, frame.predicted, frame.simulated, strict=True)
+                errors = [f"{n}: rel. L2 error {_percent(relative_error(p, s))}" for n, p, s in pairs]
+                self.difference.show_frames(self._difference_of(frame), errors)
+            if self.band is not None and frame.band_applies:
+                self.band.show_frames(self._band_widths["cells"], notes)
 
     def _show(self, frame: ExplorerFrame) -> None:
         old, self._last = self._last, frame
@@ -242,9 +284,9 @@ class ExplorerViews:
         if _changed(old, frame, "injector_zx", "producer_zx"):
             self.rock.set_wells(wells)  # and the surrogate's and simulator's panels (one source)
         t = self._t(frame)
-        if _changed(old, frame, "predicted", "time_index"):
-            self.now.show(frame.predicted[frame.time_index], note=_at(t))
         now_changed = _changed(old, frame, "predicted", "time_index")
+        if now_changed:
+            self.now.show_frame(frame.predicted, note=_at(t))
         if _changed(old, frame, "simulated", "simulation_note") or (
             frame.simulated is not None and now_changed
         ):
@@ -255,8 +297,13 @@ class ExplorerViews:
                 panel.update(self.times_days, lines, bands)
         if self.band is not None and _changed(old, frame, "time_index", "band_applies"):
             self._show_band_map(frame, t)
-        if _changed(old, frame, "time_index"):
-            self.area.set_marker(t)  # one column: the markers of all three curve panels
+
+    def _difference_of(self, frame: ExplorerFrame) -> np.ndarray:
+        """Surrogate - simulator at every report time (one array per pair of predictions)."""
+        cached = self._difference
+        if cached is None or cached[0] is not frame.predicted or cached[1] is not frame.simulated:
+            cached = self._difference = (frame.predicted, frame.simulated, frame.predicted - frame.simulated)
+        return cached[2]
 
     def _curves(self, old: ExplorerFrame | None, frame: ExplorerFrame) -> list[tuple[dict, dict]]:
         """The lines and bands of the area, extent and mass panels that ``frame`` changes (None:
@@ -293,7 +340,7 @@ class ExplorerViews:
 
     def _show_band_map(self, frame: ExplorerFrame, t: float) -> None:
         if frame.band_applies:
-            self.band.show(self._band_widths["cells"][frame.time_index], BAND_TITLE, note=_at(t))
+            self.band.show_frame(self._band_widths["cells"], BAND_TITLE, note=_at(t))
         else:
             self.band.placeholder(BAND_MAP_DOES_NOT_APPLY, f"{BAND_TITLE}: does not apply")
 
@@ -303,7 +350,8 @@ class ExplorerViews:
             self.difference.placeholder(frame.simulation_note, DIFFERENCE_TITLE)
             return
         now = frame.time_index
-        predicted, simulated = frame.predicted[now], frame.simulated[now]
-        self.simulated.show(simulated, SIMULATOR_TITLE, note=_at(t))
-        error = _percent(relative_error(predicted, simulated))
-        self.difference.show(predicted - simulated, DIFFERENCE_TITLE, note=f"{_at(t)}: rel. L2 error {error}")
+        self.simulated.show_frame(frame.simulated, SIMULATOR_TITLE, note=_at(t))
+        error = _percent(relative_error(frame.predicted[now], frame.simulated[now]))
+        self.difference.show_frame(
+            self._difference_of(frame), DIFFERENCE_TITLE, note=f"{_at(t)}: rel. L2 error {error}"
+        )

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from bokeh.models import (
     BasicTicker,
+    CDSView,
     ColorBar,
     ColumnDataSource,
     HoverTool,
@@ -59,10 +60,11 @@ from bokeh.models import (
 from bokeh.plotting import figure
 
 from ccs_fno.widgets.shared_source import SharedSource
+from ccs_fno.widgets.time_slider import TimeSlider
 from data_gen.grid import Grid
 
 WELL_COLOURS = {"injector": "#d62728", "producer": "#1f77b4"}
-IMAGE_SIZE_PX = (300, 270)  # width (with colour bar), height of an image panel at its nominal size
+IMAGE_SIZE_PX = (300, 258)  # width (with colour bar), height of an image panel at its nominal size
 CURVE_SIZE_PX = (300, 200)
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 LEVEL_COLOURS = {  # background, text
@@ -166,6 +168,11 @@ class ImagePanel:
     ``name`` and ``name + "_note"`` of a ``SharedSource`` that other panels also draw from (an
     update of several panels then leaves as one event); without, the panel has its own (columns
     ``image`` and ``image_note``).
+
+    With ``frames=time_slider`` (a ``TimeSlider``) the panel shows a field per report time:
+    ``show_frames(stack, notes)`` sends them all (a row each) and the browser swaps them as the
+    slider moves, with no kernel round trip; ``show`` sends one (the kernel's frame at the
+    slider's time). ``field`` and ``note_text`` are those at the slider's time.
     """
 
     def __init__(
@@ -178,6 +185,7 @@ class ImagePanel:
         name: str | None = None,
         size_px: tuple[int, int] = IMAGE_SIZE_PX,
         shared: SharedSource | None = None,
+        frames: TimeSlider | None = None,
     ) -> None:
         if shared is not None and not name:
             raise ValueError("an image panel on a shared source needs a name (its column): pass name=...")
@@ -188,6 +196,12 @@ class ImagePanel:
         self.shared.add(self.column, [np.zeros(grid.shape, dtype=np.float32)])
         self.shared.add(self.note_column, [None])  # None: no note (an empty text would still draw its box)
         self.source = self.shared.source
+        self.time = frames
+        self._loaded: np.ndarray | None = None  # the stack whose frames the source holds
+        views = {}
+        if frames is not None:  # image and note through one row of the source: the browser picks it
+            self.frame_filter = frames.link(self.source)
+            views = {"view": CDSView(filter=self.frame_filter)}
         width_m, depth_m = grid.nx * grid.dx_m, grid.nz * grid.dz_m
         self.figure = figure(
             title=title,
@@ -214,6 +228,7 @@ class ImagePanel:
             dh=depth_m,
             source=self.source,
             color_mapper=self.mapper,
+            **views,
         )
         ticker = LogTicker(mantissas=[1, 2, 5]) if scale.log else BasicTicker()
         self.colour_bar = ColorBar(
@@ -251,6 +266,7 @@ class ImagePanel:
             x=0.02 * width_m, y=0.02 * depth_m, text=self.note_column, source=self.source,
             text_align="left", text_baseline="top", text_font_size="11px", text_color="#222222",
             background_fill_color="white", background_fill_alpha=0.75, padding=2,
+            **({"view": CDSView(filter=self.frame_filter)} if frames is not None else {}),
         )  # fmt: skip
         self.wells_source: ColumnDataSource | None = None
         if isinstance(wells, ImagePanel):
@@ -276,25 +292,79 @@ class ImagePanel:
         self.figure.title.text = title
 
     @property
+    def _row(self) -> int:
+        """The source's row drawn: the slider's time where it holds a row per report time."""
+        rows = len(self.shared.get(self.column))
+        return self.time.value if self.time is not None and rows > 1 else 0
+
+    @property
     def field(self) -> np.ndarray:
         """The field drawn (float32, as sent to the browser)."""
-        return np.asarray(self.shared.get(self.column)[0])
+        return np.asarray(self.shared.get(self.column)[self._row])
 
     @property
     def note_text(self) -> str:
-        """The note in the panel's corner ("" when none)."""
-        return self.shared.get(self.note_column)[0] or ""
+        """The note in the panel's corner ("" when none or a placeholder is shown)."""
+        return "" if self.showing_placeholder else self.shared.get(self.note_column)[self._row] or ""
+
+    @property
+    def frames_loaded(self) -> bool:
+        """Whether the browser holds a frame per report time (``show_frames``)."""
+        return self._loaded is not None
 
     def show(self, field: np.ndarray, title: str | None = None, note: str | None = None) -> None:
         """Draw ``field`` (``(z, x)``, the quantity of the panel's colour scale); ``note``: the
         text in its corner (None: keep it)."""
         f = _check_field(field, self.grid)
         self._set_colour_range(*self.scale.range_of(f))
+        if note is None:
+            note = self.note_text
+        if self.time is not None:
+            self._set_frame(0)
+        self._loaded = None
         with self.shared.batch():
             self.shared.set(self.column, [f.astype(np.float32)])  # half the bytes of float64 to send
-            if note is not None:
-                self.shared.set(self.note_column, [note or None])
-        self.image.visible = self.colour_bar.visible = True  # Bokeh sends only what changes
+            self.shared.set(self.note_column, [note or None])
+        self._reveal(title)
+
+    def show_frames(self, frames: np.ndarray, notes: Sequence[str], title: str | None = None) -> None:
+        """Send a field per report time (``(time, z, x)``) with its note; the browser shows the
+        one at the time slider's time as it moves. Nothing is sent when these frames (the same
+        array) are there already."""
+        if self.time is None:
+            raise ValueError("this panel was built without a time slider: pass frames=TimeSlider(...)")
+        n = self.time.times_days.size
+        stack = np.asarray(frames)
+        if stack.shape != (n, *self.grid.shape) or len(notes) != n:
+            raise ValueError(
+                f"frames of shape {stack.shape} with {len(notes)} notes, but the slider has {n} report "
+                f"times on a grid of {self.grid.shape}: pass ({n}, nz, nx) frames and {n} notes"
+            )
+        if self._loaded is not frames:
+            self._set_colour_range(*self.scale.range_of(stack))
+            self._set_frame(self.time.value)
+            with self.shared.batch():
+                self.shared.set(self.column, [f.astype(np.float32) for f in stack])
+                self.shared.set(self.note_column, [note or None for note in notes])
+            self._loaded = frames
+        self._reveal(title)
+
+    def _set_frame(self, row: int) -> None:
+        """Draw ``row`` of the source: set here until the panel is displayed, by the browser after
+        (its callback on new data picks the row at the slider's time: see ``TimeSlider``)."""
+        if self.figure.document is None:
+            self.frame_filter.indices = [row]
+
+    def show_frame(self, frames: np.ndarray, title: str | None = None, note: str | None = None) -> None:
+        """Draw ``frames`` (``(time, z, x)``) at the time slider's time: nothing to send when the
+        browser holds these frames (``show_frames``), else the one frame (``show``)."""
+        if self._loaded is frames:
+            self._reveal(title)
+        else:
+            self.show(frames[self.time.value], title, note)
+
+    def _reveal(self, title: str | None) -> None:
+        self.image.visible = self.colour_bar.visible = self.note.visible = True  # Bokeh sends changes only
         self.message.visible = False
         if title is not None:
             self.set_title(title)
@@ -324,8 +394,7 @@ class ImagePanel:
         as data)."""
         self.message.text = text
         self.message.visible = True
-        self.image.visible = self.colour_bar.visible = False
-        self.shared.set(self.note_column, [None])
+        self.image.visible = self.colour_bar.visible = self.note.visible = False  # the data stay
         if title is not None:
             self.set_title(title)
 
@@ -374,9 +443,9 @@ class CurvePanel:
 
     With ``shared`` (a ``SharedSource``; needs ``name``) the panel's columns (``name + "_y0"``, ...)
     live in a source that other curve panels over the same x values also use: the changes of
-    several panels in one ``shared.batch()`` leave as one event. ``marker_on=(source, column)``
-    draws the marker at the x in that one-row column of another shared source (e.g. the current
-    time beside the images that show it; one change then moves the markers of every panel).
+    several panels in one ``shared.batch()`` leave as one event. ``marker_on=time_slider`` (a
+    ``TimeSlider``) draws the marker at the slider's time, moved by the browser as the slider
+    moves (``set_marker`` then does not apply).
     """
 
     def __init__(
@@ -393,7 +462,7 @@ class CurvePanel:
         bands: Mapping[str, str] | None = None,
         fit_ranges: bool = False,
         shared: SharedSource | None = None,
-        marker_on: tuple[SharedSource, str] | None = None,
+        marker_on: TimeSlider | None = None,
     ) -> None:
         if not lines:
             raise ValueError("a curve panel needs at least one line: pass lines={'name': LineStyle(...)}")
@@ -455,18 +524,18 @@ class CurvePanel:
         self.figure.add_layout(self.legend)
         if y_format is not None:  # a Numeral format, e.g. "0,0" for 120,000
             self.figure.yaxis[0].formatter = NumeralTickFormatter(format=y_format)
-        self.marker_on: tuple[SharedSource, str] | None = None
+        self.marker_on = marker_on if marker else None
+        self._marker: SharedSource | None = None
         if marker:
-            if marker_on is None:
-                marker_on = (SharedSource(), "marker")
-                marker_on[0].add("marker", [np.nan])
-            self.marker_on = marker_on
-            # a vertical line at the column's x (NaN: none), on the overlay layer: moving it
-            # repaints only that layer, not the lines
-            self.figure.vspan(
-                x=marker_on[1], source=marker_on[0].source, line_color="grey", line_dash="dashed",
-                line_width=1, level="overlay",
-            )  # fmt: skip
+            # a vertical line (NaN: none), on the overlay layer: moving it repaints only that
+            # layer, not the lines
+            style = {"line_color": "grey", "line_dash": "dashed", "line_width": 1, "level": "overlay"}
+            if marker_on is not None:
+                self.figure.vspan(x="t", source=marker_on.source, view=marker_on.marker_view(), **style)
+            else:
+                self._marker = SharedSource()
+                self._marker.add("marker", [np.nan])
+                self.figure.vspan(x="marker", source=self._marker.source, **style)
 
     def update(
         self,
@@ -577,20 +646,22 @@ class CurvePanel:
         return [name for name, item in self.items.items() if item.visible]
 
     def set_marker(self, x: float | None) -> None:
-        """Put the vertical marker at ``x`` (None: hide it); with ``marker_on``, every panel
-        that shares its column moves with it."""
-        if self.marker_on is None:
-            raise ValueError("this panel was built without a marker: pass marker=True to CurvePanel")
-        source, column = self.marker_on
-        source.set(column, [np.nan if x is None else float(x)])
+        """Put the vertical marker at ``x`` (None: hide it)."""
+        if self._marker is None:
+            raise ValueError(
+                "this panel draws no marker of its own: build it with marker=True (with marker_on= "
+                "a time slider, the slider moves it)"
+            )
+        self._marker.set("marker", [np.nan if x is None else float(x)])
 
     @property
     def marker_at(self) -> float | None:
         """Where the marker is drawn (None: hidden)."""
-        if self.marker_on is None:
+        if self.marker_on is not None:
+            return self.marker_on.t_days
+        if self._marker is None:
             return None
-        source, column = self.marker_on
-        x = float(source.get(column)[0])
+        x = float(self._marker.get("marker")[0])
         return x if np.isfinite(x) else None
 
 

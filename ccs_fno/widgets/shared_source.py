@@ -89,8 +89,10 @@ class SharedSource:
         if not changes:
             return
         rows = len(next(iter(data.values())))
-        if rows and all(len(v) == rows for v in changes.values()):
-            # one patch event; 1-D number columns are patched in place, so they hold copies
+        patchable = rows == 1 or all(isinstance(v, np.ndarray) and v.ndim == 1 for v in changes.values())
+        if rows and patchable and all(len(v) == rows for v in changes.values()):
+            # one patch event (a row, or whole 1-D number columns: patched in place, so they hold
+            # copies); columns of several images or texts are sent whole (a new ``data``)
             self.source.patch(
                 {
                     k: [(0, v[0])] if rows == 1 else [(slice(0, rows), np.asarray(v))]

@@ -209,7 +209,8 @@ BOKEH_FIGURES_JS = """() => {
         f.marker = (x === null || x === undefined || Number.isNaN(x)) ? null : x;
       }
     }
-    for (const c of m.right) if (c.type === 'ColorBar' && c.visible) f.colour_bars.push(c.title);
+    for (const c of m.right)  // a colour bar faded out (alpha 0: a placeholder) is not drawn
+      if (c.type === 'ColorBar' && c.visible && c.scale_alpha > 0) f.colour_bars.push(c.title);
     f.shown = f.note ? `${f.title} ${f.note}` : f.title;  // the title as a reader takes it in
     f.xlabel = m.below.length ? m.below[0].axis_label : null;
     f.ylabel = m.left.length ? m.left[0].axis_label : null;

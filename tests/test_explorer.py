@@ -159,7 +159,8 @@ def test_gaussian_geology_on_a_channel_model_is_flagged_before_simulating(explor
     c = explorer.controls
     wells = explorer.scenario.injector_zx, explorer.scenario.producer_zx
     c.geology.value = "gaussian"
-    assert c._param_column.children[0].children[0] is c.params["gaussian"]["geometric_mean_md"]
+    shown = [box for box in c._param_column.children if box.layout.display != "none"]
+    assert len(shown) == 1 and shown[0].children[0] is c.params["gaussian"]["geometric_mean_md"]
     k = explorer.permeability_md
     assert np.unique(k).size == k.size  # a continuous field, not two facies
     params = c.geology_params()
@@ -199,7 +200,7 @@ def test_simulate_runs_the_real_simulator_in_the_background_and_shows_the_compar
     v = explorer.views
     for panel in (v.simulated, v.difference):  # no simulation: words, not an all-zero map
         assert panel.showing_placeholder and panel.message.text == "no simulation yet: press Simulate"
-        assert not panel.image.visible and not panel.colour_bar.visible
+        assert not panel.image.visible and not panel.colour_bar_shown
     assert v.area.drawn() == ["surrogate"] and v.extent.drawn() == ["surrogate"]
     progress = []
     explorer.controls.progress.observe(lambda change: progress.append(change["new"]), "value")
@@ -245,7 +246,7 @@ def test_static_figure_draws_what_the_panels_hold(explorer):
     assert titles[:4] == [
         "permeability and wells",
         "surrogate: CO2 saturation at 1000 d",
-        "simulator",
+        "simulator: CO2 saturation",  # no note: a placeholder says there is no simulation
         "difference: surrogate − simulator",
     ]
     texts = [t.get_text() for ax in figure.axes for t in ax.texts]

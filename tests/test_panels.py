@@ -29,7 +29,7 @@ GRID = Grid(nz=4, nx=6, dx_m=10.0, dz_m=5.0)
 
 def test_image_panel_draws_fields_depth_down_and_says_when_there_is_none():
     panel = ImagePanel(GRID, "simulator", saturation_scale(0.8), wells=True)
-    assert panel.showing_placeholder and not panel.image.visible and not panel.colour_bar.visible
+    assert panel.showing_placeholder and not panel.image.visible and not panel.colour_bar_shown
     panel.placeholder("no simulation yet: press Simulate", title="simulator")
     assert panel.message.text == "no simulation yet: press Simulate" and panel.message.visible
 
@@ -38,7 +38,7 @@ def test_image_panel_draws_fields_depth_down_and_says_when_there_is_none():
     sent = panel.source.data["image"][0]
     assert sent.dtype == np.float32  # half the bytes to the browser
     np.testing.assert_array_equal(sent, field.astype(np.float32))
-    assert panel.image.visible and panel.colour_bar.visible and not panel.message.visible
+    assert panel.image.visible and panel.colour_bar_shown and not panel.message.visible
     assert (panel.mapper.low, panel.mapper.high) == (0.0, 0.8)  # fixed saturation scale
     assert panel.colour_bar.title == "CO2 saturation (-)"
     f = panel.figure

@@ -145,8 +145,9 @@ class ExplorerViews:
             grid, "permeability and wells", permeability_scale(sticky=True), wells=True, name="rock"
         )
         wells = self.rock  # one wells source: moving them is one event for the three panels
-        self.now = ImagePanel(grid, SURROGATE_TITLE, saturation, wells=wells, name="surrogate", **frames)
-        self.simulated = ImagePanel(grid, "simulator", saturation, wells=wells, name="simulator", **frames)
+        common = {"wells": wells, **frames}
+        self.now = ImagePanel(grid, SURROGATE_TITLE, saturation, name="surrogate", **common)
+        self.simulated = ImagePanel(grid, SIMULATOR_TITLE, saturation, name="simulator", **common)
         self.difference = ImagePanel(
             grid,
             DIFFERENCE_TITLE,
@@ -340,18 +341,16 @@ class ExplorerViews:
 
     def _show_band_map(self, frame: ExplorerFrame, t: float) -> None:
         if frame.band_applies:
-            self.band.show_frame(self._band_widths["cells"], BAND_TITLE, note=_at(t))
+            self.band.show_frame(self._band_widths["cells"], note=_at(t))
         else:
-            self.band.placeholder(BAND_MAP_DOES_NOT_APPLY, f"{BAND_TITLE}: does not apply")
+            self.band.placeholder(BAND_MAP_DOES_NOT_APPLY)  # the title stays: one event less
 
     def _show_comparison(self, frame: ExplorerFrame, t: float) -> None:
         if frame.simulated is None:
-            self.simulated.placeholder(frame.simulation_note, "simulator")
-            self.difference.placeholder(frame.simulation_note, DIFFERENCE_TITLE)
+            self.simulated.placeholder(frame.simulation_note)
+            self.difference.placeholder(frame.simulation_note)
             return
         now = frame.time_index
-        self.simulated.show_frame(frame.simulated, SIMULATOR_TITLE, note=_at(t))
+        self.simulated.show_frame(frame.simulated, note=_at(t))
         error = _percent(relative_error(frame.predicted[now], frame.simulated[now]))
-        self.difference.show_frame(
-            self._difference_of(frame), DIFFERENCE_TITLE, note=f"{_at(t)}: rel. L2 error {error}"
-        )
+        self.difference.show_frame(self._difference_of(frame), note=f"{_at(t)}: rel. L2 error {error}")

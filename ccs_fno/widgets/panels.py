@@ -135,6 +135,13 @@ def difference_scale(label: str = "saturation difference (-)", sticky: bool = Fa
     return ColourScale(label, "RdBu11", symmetric=True, sticky=sticky)
 
 
+# A colour bar faded out: its scale transparent, its texts in its background's colour (white).
+# Alpha 0 on a text would do too, but BokehJS then leaves the text out of the layout: the figure
+# changes size and the whole document is laid out again (measured).
+_COLOUR_BAR_SHOWN = {"scale_alpha": 1.0, "major_label_text_color": "#444444", "title_text_color": "#444444"}
+_COLOUR_BAR_FADED = {"scale_alpha": 0.0, "major_label_text_color": "white", "title_text_color": "white"}
+
+
 def _palette(name: str) -> Sequence[str]:
     import bokeh.palettes as palettes
 
@@ -155,8 +162,9 @@ def _check_field(field: np.ndarray, grid: Grid) -> np.ndarray:
 class ImagePanel:
     """A ``(z, x)`` field on ``grid`` as an image, depth down, axes in m, with a colour bar.
 
-    ``show(field)`` draws a field; ``placeholder(text)`` hides the image and its colour bar and
-    writes ``text`` in the middle of the panel instead (nothing to show yet). With
+    ``show(field)`` draws a field; ``placeholder(text)`` hides the image, its note and its colour
+    bar (faded out, keeping its room: ``colour_bar_shown``) and writes ``text`` in the middle of
+    the panel instead (nothing to show yet). With
     ``wells=True`` the panel also draws well markers (``set_wells``); ``wells=other_panel``: the
     markers of that panel (one source: ``set_wells`` on either moves both). ``name`` names the Bokeh
     figure (found by it in the browser: tests, benchmarks). ``figure`` is the Bokeh
@@ -364,7 +372,8 @@ class ImagePanel:
             self.show(frames[self.time.value], title, note)
 
     def _reveal(self, title: str | None) -> None:
-        self.image.visible = self.colour_bar.visible = self.note.visible = True  # Bokeh sends changes only
+        self.image.visible = self.note.visible = True  # Bokeh sends changes only
+        self._show_colour_bar(True)
         self.message.visible = False
         if title is not None:
             self.set_title(title)
@@ -389,12 +398,24 @@ class ImagePanel:
                 low, high = lo - pad, hi + pad
         mapper.update(low=low, high=high)
 
+    @property
+    def colour_bar_shown(self) -> bool:
+        """Whether the colour bar is drawn (not while a placeholder is shown)."""
+        return self.colour_bar.scale_alpha > 0
+
+    def _show_colour_bar(self, shown: bool) -> None:
+        """Draw or fade out the colour bar. Fading keeps its room: hiding it would change the
+        figure's size, and BokehJS would lay out the whole document again (~0.1 s in JupyterLab
+        on a small machine, measured)."""
+        self.colour_bar.update(**(_COLOUR_BAR_SHOWN if shown else _COLOUR_BAR_FADED))
+
     def placeholder(self, text: str, title: str | None = None) -> None:
         """Show ``text`` instead of a field: no image, no colour bar, no note (nothing that reads
         as data)."""
         self.message.text = text
         self.message.visible = True
-        self.image.visible = self.colour_bar.visible = self.note.visible = False  # the data stay
+        self.image.visible = self.note.visible = False  # the data stay
+        self._show_colour_bar(False)
         if title is not None:
             self.set_title(title)
 

@@ -435,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
             lags.append(shown(frame) - asked[-1])
     last_press = pressed[-1][0]
     after = [f for f in frames if f["painted"] > last_press]
-    final = after[-1]["painted"] - last_press if after else float("nan")
+    # the press's time is read after Playwright's press returns: the final frame may come before it
+    final = max(frames[-1]["painted"] - last_press, 0.0) if frames else float("nan")
     print(
         f"\ntime-slider scrub: {len(pressed)} key presses {args.scrub_interval_ms} ms apart; "
         f"{len(frames)} frames drawn; largest lag {max(lags) if lags else 0} steps; "

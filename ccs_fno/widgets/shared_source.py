@@ -46,6 +46,7 @@ class SharedSource:
         self.source = ColumnDataSource({})
         self._pending: dict[str, object] | None = None
         self._depth = 0
+        self._numbers: set[str] = set()  # 1-D number columns, sent as JSON lists
 
     def add(self, name: str, values) -> str:
         """Add column ``name`` with ``values`` (before the panels are displayed); returns ``name``."""
@@ -60,7 +61,8 @@ class SharedSource:
         """Column ``name`` as it will be after the current batch (as sent, outside one)."""
         if self._pending is not None and name in self._pending:
             return self._pending[name]
-        return self.source.data[name]
+        values = self.source.data[name]
+        return np.asarray(values, dtype=float) if name in self._numbers else values
 
     def set(self, name: str, values) -> None:
         """Replace column ``name`` (sent when the outermost batch ends; at once outside one)."""
@@ -85,19 +87,24 @@ class SharedSource:
 
     def _send(self, changes: dict[str, object]) -> None:
         data = self.source.data
-        changes = {k: v for k, v in changes.items() if not _same(data[k], v)}
+        changes = {k: v for k, v in changes.items() if not _same(self.get(k), v)}
         if not changes:
             return
+        # 1-D number columns (curves over time: tens of values) leave as JSON lists: jupyter_bokeh
+        # sends every binary buffer as two more messages, which JupyterLab handles one by one
+        for k, v in list(changes.items()):
+            if isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind in "fiu":
+                changes[k] = v.astype(float).tolist()
+                self._numbers.add(k)
+            else:
+                self._numbers.discard(k)
         rows = len(next(iter(data.values())))
-        patchable = rows == 1 or all(isinstance(v, np.ndarray) and v.ndim == 1 for v in changes.values())
+        patchable = rows == 1 or all(k in self._numbers for k in changes)
         if rows and patchable and all(len(v) == rows for v in changes.values()):
-            # one patch event (a row, or whole 1-D number columns: patched in place, so they hold
-            # copies); columns of several images or texts are sent whole (a new ``data``)
+            # one patch event (a row, or whole number columns: lists of our own, patched in place);
+            # columns of several images or texts are sent whole (a new ``data``)
             self.source.patch(
-                {
-                    k: [(0, v[0])] if rows == 1 else [(slice(0, rows), np.asarray(v))]
-                    for k, v in changes.items()
-                }
+                {k: [(0, v[0])] if rows == 1 else [(slice(0, rows), v)] for k, v in changes.items()}
             )
         else:  # new lengths: one new ``data``; columns not given are reset to NaN of the new length
             copies = {k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in changes.items()}
@@ -106,6 +113,7 @@ class SharedSource:
                 lengths = {k: len(v) for k, v in copies.items()}
                 raise ValueError(f"columns of one source must have one length, got {lengths}")
             rest = {
-                k: v if len(v) == rows else np.full(rows, np.nan) for k, v in data.items() if k not in copies
+                k: v if len(v) == rows else [float("nan")] * rows for k, v in data.items() if k not in copies
             }
+            self._numbers.update(k for k, v in rest.items() if len(data[k]) != rows)
             self.source.data = {**rest, **copies}

@@ -39,7 +39,7 @@ def explorer(run_dir):
 
 def _image(panel) -> np.ndarray:
     """The (z, x) field a panel sends to the browser."""
-    assert not panel.showing_placeholder, panel.message.text
+    assert not panel.showing_placeholder, panel.placeholder_text
     return panel.field
 
 
@@ -199,7 +199,7 @@ def test_engineering_units_rate_as_mass_and_injected_vs_stored_mass(explorer):
 def test_simulate_runs_the_real_simulator_in_the_background_and_shows_the_comparison(explorer):
     v = explorer.views
     for panel in (v.simulated, v.difference):  # no simulation: words, not an all-zero map
-        assert panel.showing_placeholder and panel.message.text == "no simulation yet: press Simulate"
+        assert panel.showing_placeholder and panel.placeholder_text == "no simulation yet: press Simulate"
         assert not panel.image.visible and not panel.colour_bar_shown
     assert v.area.drawn() == ["surrogate"] and v.extent.drawn() == ["surrogate"]
     progress = []
@@ -232,7 +232,7 @@ def test_simulate_runs_the_real_simulator_in_the_background_and_shows_the_compar
     assert v.mass.drawn() == ["injected", "stored (surrogate)", "stored (simulator)"]
 
     explorer.controls.rate.value = explorer.controls.rate.min  # the simulation no longer applies
-    assert v.simulated.message.text == "scenario changed: press Simulate"
+    assert v.simulated.placeholder_text == "scenario changed: press Simulate"
     assert v.simulated.showing_placeholder and v.difference.showing_placeholder
     assert v.area.drawn() == ["surrogate"] and "stored (simulator)" not in v.mass.drawn()
     explorer.controls.rate.value = s.rate_m3_per_day  # back to the simulated scenario
@@ -333,7 +333,7 @@ def test_outside_the_training_distribution_the_band_does_not_apply(calibrated):
             explorer.status_text
         )
         assert v.band.showing_placeholder
-        assert v.band.message.text == "no valid band outside the training distribution"
+        assert v.band.placeholder_text == "no valid band outside the training distribution"
         assert v.area.drawn() == ["surrogate"] and v.extent.drawn() == ["surrogate"]
         c.geology.value = "channel"
         assert explorer.domain_report().ok and "does not apply" not in explorer.status_text

@@ -31,7 +31,7 @@ def test_image_panel_draws_fields_depth_down_and_says_when_there_is_none():
     panel = ImagePanel(GRID, "simulator", saturation_scale(0.8), wells=True)
     assert panel.showing_placeholder and not panel.image.visible and not panel.colour_bar_shown
     panel.placeholder("no simulation yet: press Simulate", title="simulator")
-    assert panel.message.text == "no simulation yet: press Simulate" and panel.message.visible
+    assert panel.placeholder_text == "no simulation yet: press Simulate" and panel.message.visible
 
     field = np.arange(24.0).reshape(4, 6) / 30
     panel.show(field, title="simulator: CO2 saturation at 20 d")

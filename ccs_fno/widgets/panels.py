@@ -38,6 +38,7 @@ log scale with mD tick labels). This module holds no app logic: apps compute, pa
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -70,6 +71,7 @@ CURVE_SIZE_PX = (300, 200)
 # for their widest tick labels ("1,000" mD, "1,500,000" m²): new ranges then never change the
 # figures' size, which would make BokehJS lay out the whole document again (~50 ms, measured).
 IMAGE_RIGHT_PX = 76
+PLACEHOLDER_CHARS = 22  # characters per line of a placeholder text: the frame of a 1600-px-wide app
 CURVE_LEFT_PX = 84
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 LEVEL_COLOURS = {  # background, text
@@ -275,6 +277,7 @@ class ImagePanel:
             text_color="#555555",
             visible=False,
         )
+        self.placeholder_text = ""  # the text of the placeholder shown (unwrapped)
         self.figure.add_layout(self.message)
         self.note = self.figure.text(
             x=0.02 * width_m, y=0.02 * depth_m, text=self.note_column, source=self.source,
@@ -418,7 +421,9 @@ class ImagePanel:
     def placeholder(self, text: str, title: str | None = None) -> None:
         """Show ``text`` instead of a field: no image, no colour bar, no note (nothing that reads
         as data)."""
-        self.message.text = text
+        self.placeholder_text = text
+        # in lines that fit the frame (a label is clipped at the frame's edges)
+        self.message.text = "\n".join(textwrap.wrap(text, PLACEHOLDER_CHARS)) or text
         self.message.visible = True
         self.image.visible = self.note.visible = False  # the data stay
         self._show_colour_bar(False)

@@ -292,7 +292,13 @@ def _draw_image(ax, panel: ImagePanel) -> None:
     ax.set_aspect("equal")
     if panel.showing_placeholder:
         ax.text(
-            width_m / 2, depth_m / 2, panel.message.text, ha="center", va="center", color="#555555", wrap=True
+            width_m / 2,
+            depth_m / 2,
+            panel.placeholder_text,
+            ha="center",
+            va="center",
+            color="#555555",
+            wrap=True,
         )
     else:
         norm_type = LogNorm if panel.scale.log else Normalize

@@ -192,7 +192,7 @@ BOKEH_FIGURES_JS = """() => {
     const f = {title: m.title.text, labels: [], legend: [], colour_bars: [], marker: null, image: null};
     f.note = null;
     for (const c of m.center) {
-      if (c.type === 'Label' && c.visible) f.labels.push(c.text.replace(/\n/g, ' '));  // lines joined
+      if (c.type === 'Label' && c.visible) f.labels.push(c.text.replace(/\\n/g, ' '));  // lines joined
       if (c.type === 'Legend' && c.visible)
         f.legend = c.items.filter((i) => i.visible).map((i) => text(i.label));
     }

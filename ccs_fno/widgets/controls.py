@@ -21,7 +21,7 @@ from data_gen.grid import Grid
 
 _STYLE = {"description_width": "96px"}
 _WIDTH = "265px"
-_COLUMN_HEIGHT = "240px"  # the tallest column: the gaussian parameters (6 rows)
+_COLUMN_HEIGHT = "224px"  # the tallest column: the gaussian parameters (6 rows)
 MAX_SEED = 2**31 - 1
 
 

@@ -141,7 +141,7 @@ class ScenarioExplorer:
             grid, surrogate.times_days, space.geology, params, 0.5 * (low + high), (low, high), middle, middle
         )
         self.co2_density_kg_m3 = float(space.simulation.fluids.co2_density_kg_m3)
-        self.status = Banner(height_px=30)
+        self.status = Banner(height_px=46)  # two lines: the calibration note and why no band
         self.trust = Banner(height_px=58)
         # The simulator thread and the kernel's comm handlers both update the panels: one at a time.
         self._lock = threading.RLock()

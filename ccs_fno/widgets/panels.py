@@ -1,5 +1,7 @@
 """Widget foundations of the notebook apps (explorer, inversion, UQ): Bokeh panels fed by
-``ColumnDataSource``s, a message banner, and one way to put them in an ipywidgets layout.
+``ColumnDataSource``s and one way to put them in an ipywidgets layout; with them, from their own
+modules, the colour scales (``colour_scale``), the message banner (``banner``), sources shared by
+panels (``shared_source``) and the time slider (``time_slider``), all importable from here.
 
 How an app uses them::
 
@@ -20,7 +22,7 @@ How an app uses them::
     banner.show("warning", ["injector above the channel"])
 
 An update changes data-source columns (a patch or new ``data``: one Bokeh event per source,
-arrays sent as binary buffers, images as float32) and a few properties (colour range,
+images as float32 binary buffers, curves as JSON lists) and a few properties (colour range,
 visibility, a title): nothing is re-rendered and no HoloViews object is rebuilt. Every event is
 a round of messages to the browser that BokehJS applies and repaints on its own (~10 ms each in
 JupyterLab on a small machine), so what changes together shares a source (``SharedSource``),
@@ -37,7 +39,6 @@ log scale with mD tick labels). This module holds no app logic: apps compute, pa
 
 from __future__ import annotations
 
-import html
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,13 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 
+from ccs_fno.widgets.banner import Banner
+from ccs_fno.widgets.colour_scale import (
+    ColourScale,
+    difference_scale,
+    permeability_scale,
+    saturation_scale,
+)
 from ccs_fno.widgets.shared_source import SharedSource
 from ccs_fno.widgets.time_slider import TimeSlider
 from data_gen.grid import Grid
@@ -74,72 +82,6 @@ IMAGE_RIGHT_PX = 76
 PLACEHOLDER_CHARS = 22  # characters per line of a placeholder text: the frame of a 1600-px-wide app
 CURVE_LEFT_PX = 84
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
-LEVEL_COLOURS = {  # background, text
-    "info": ("#e8f1fb", "#1f4e79"),
-    "warning": ("#fff4e5", "#8a4b00"),
-    "error": ("#fdecea", "#b00020"),
-}
-
-
-@dataclass(frozen=True)
-class ColourScale:
-    """How an image panel maps values to colours.
-
-    ``label``: the quantity and its unit, shown on the colour bar. ``low``/``high``: a fixed
-    range; ``None`` at either end: that end follows each field's data. ``log``: a log10 scale
-    with plain-number tick labels (e.g. permeability in mD). ``symmetric``: a range ``±max|v|``
-    around 0 from each field's data (differences). ``sticky``: a range from the data is kept while
-    the next fields stay inside it and fill at least 60 % of it (in an app, moving a control then
-    changes the colours of what changed, not the colour bar each time).
-    """
-
-    label: str
-    palette: str = "Viridis256"
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    symmetric: bool = False
-    sticky: bool = False
-
-    def __post_init__(self) -> None:
-        if self.log and self.symmetric:
-            raise ValueError(f"a colour scale is log or symmetric, not both: {self!r}")
-        if self.low is not None and self.high is not None and not self.low < self.high:
-            raise ValueError(
-                f"colour scale {self.label!r}: low must be < high, got ({self.low}, {self.high})"
-            )
-        if self.log and self.low is not None and self.low <= 0:
-            raise ValueError(f"a log colour scale needs low > 0, got {self.low}")
-
-    def range_of(self, field: np.ndarray) -> tuple[float, float]:
-        """The (low, high) colour range for ``field``."""
-        finite = field[np.isfinite(field)]
-        if self.log:
-            finite = finite[finite > 0]
-        if self.symmetric:
-            bound = float(np.abs(finite).max()) if finite.size else 1.0
-            return (-bound, bound) if bound > 0 else (-1.0, 1.0)
-        low = self.low if self.low is not None else (float(finite.min()) if finite.size else 0.0)
-        high = self.high if self.high is not None else (float(finite.max()) if finite.size else 1.0)
-        if not high > low:  # a uniform field: a small range around its value
-            pad = abs(low) * 0.01 or 1.0
-            low, high = (low / 1.5, high * 1.5) if self.log else (low - pad, high + pad)
-        return low, high
-
-
-def saturation_scale(max_saturation: float = 1.0) -> ColourScale:
-    """CO2 saturation (fraction of pore volume) on a fixed [0, max_saturation] scale."""
-    return ColourScale("CO2 saturation (-)", "Viridis256", 0.0, float(max_saturation))
-
-
-def permeability_scale(sticky: bool = False) -> ColourScale:
-    """Permeability on a log scale, tick labels in mD."""
-    return ColourScale("permeability (mD)", "Cividis256", log=True, sticky=sticky)
-
-
-def difference_scale(label: str = "saturation difference (-)", sticky: bool = False) -> ColourScale:
-    """A difference on a symmetric blue-white-red scale around 0."""
-    return ColourScale(label, "RdBu11", symmetric=True, sticky=sticky)
 
 
 # A colour bar faded out: its scale transparent, its texts in its background's colour (white).
@@ -147,14 +89,6 @@ def difference_scale(label: str = "saturation difference (-)", sticky: bool = Fa
 # changes size and the whole document is laid out again (measured).
 _COLOUR_BAR_SHOWN = {"scale_alpha": 1.0, "major_label_text_color": "#444444", "title_text_color": "#444444"}
 _COLOUR_BAR_FADED = {"scale_alpha": 0.0, "major_label_text_color": "white", "title_text_color": "white"}
-
-
-def _palette(name: str) -> Sequence[str]:
-    import bokeh.palettes as palettes
-
-    if not hasattr(palettes, name):
-        raise ValueError(f"unknown Bokeh palette {name!r}; use a name from bokeh.palettes, e.g. 'Viridis256'")
-    return getattr(palettes, name)  # Bokeh's RdBu runs blue (low) to red (high)
 
 
 def _check_field(field: np.ndarray, grid: Grid) -> np.ndarray:
@@ -213,10 +147,12 @@ class ImagePanel:
         self.source = self.shared.source
         self.time = frames
         self._loaded: np.ndarray | None = None  # the stack whose frames the source holds
-        views = {}
         if frames is not None:  # image and note through one row of the source: the browser picks it
             self.frame_filter = frames.link(self.source)
-            views = {"view": CDSView(filter=self.frame_filter)}
+
+        def view() -> dict:  # a renderer's view of the source (one each, one filter for both)
+            return {"view": CDSView(filter=self.frame_filter)} if frames is not None else {}
+
         width_m, depth_m = grid.nx * grid.dx_m, grid.nz * grid.dz_m
         self.figure = figure(
             title=title,
@@ -235,7 +171,7 @@ class ImagePanel:
         self.figure.grid.visible = False
         mapper_type = LogColorMapper if scale.log else LinearColorMapper
         low = 1.0 if scale.log else 0.0
-        self.mapper = mapper_type(palette=_palette(scale.palette), low=low, high=low + 1.0)
+        self.mapper = mapper_type(palette=scale.colours(), low=low, high=low + 1.0)
         self.image = self.figure.image(
             image=self.column,
             x=0.0,
@@ -244,7 +180,7 @@ class ImagePanel:
             dh=depth_m,
             source=self.source,
             color_mapper=self.mapper,
-            **views,
+            **view(),
         )
         ticker = LogTicker(mantissas=[1, 2, 5]) if scale.log else BasicTicker()
         self.colour_bar = ColorBar(
@@ -283,7 +219,7 @@ class ImagePanel:
             x=0.02 * width_m, y=0.02 * depth_m, text=self.note_column, source=self.source,
             text_align="left", text_baseline="top", text_font_size="11px", text_color="#222222",
             background_fill_color="white", background_fill_alpha=0.75, padding=2,
-            **({"view": CDSView(filter=self.frame_filter)} if frames is not None else {}),
+            **view(),
         )  # fmt: skip
         self.wells_source: ColumnDataSource | None = None
         if isinstance(wells, ImagePanel):
@@ -706,49 +642,6 @@ def _set_range(axis: Range1d, start: float, end: float) -> None:
         axis.end = end
 
 
-class Banner:
-    """A message box above an app's plots: ``info``, ``warning`` or ``error`` with lines of
-    plain text (HTML-escaped), or hidden when there is nothing to say. ``text`` is the plain
-    text shown ("" when hidden). With ``height_px`` the banner keeps that height (scrolling a
-    long message), so what lies below it never moves."""
-
-    def __init__(self, height_px: int | None = None) -> None:
-        import ipywidgets as widgets
-
-        layout = widgets.Layout(width="100%")
-        if height_px is not None:  # a fixed height: a longer or shorter message moves nothing below
-            layout = widgets.Layout(width="100%", height=f"{height_px}px", overflow="auto")
-        self.widget = widgets.HTML(value="", layout=layout)
-        self.level: str | None = None
-        self.lines: tuple[str, ...] = ()
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    def show(self, level: str, lines: str | Sequence[str], heading: str = "") -> None:
-        """Show ``lines`` (a string or a list) at ``level``; ``heading`` in bold before them."""
-        if level not in LEVEL_COLOURS:
-            raise ValueError(f"unknown banner level {level!r}; allowed: {list(LEVEL_COLOURS)}")
-        lines = (lines,) if isinstance(lines, str) else tuple(lines)
-        self.level, self.lines = level, ((heading,) if heading else ()) + lines
-        background, colour = LEVEL_COLOURS[level]
-        head = f"<b>{html.escape(heading)}</b>" if heading else ""
-        if len(lines) > 1:
-            body = "<ul style='margin: 2px 0 0 0; padding-left: 18px'>"
-            body += "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
-        else:
-            body = (" " if head else "") + html.escape(lines[0] if lines else "")
-        self.widget.value = (
-            f"<div class='ccs-banner ccs-banner-{level}' style='background: {background}; color: {colour}; "
-            f"border-left: 4px solid {colour}; padding: 4px 10px; line-height: 1.4'>{head}{body}</div>"
-        )
-
-    def hide(self) -> None:
-        self.level, self.lines = None, ()
-        self.widget.value = ""
-
-
 def panel_grid(rows: Sequence[Sequence[ImagePanel | CurvePanel]]):
     """A Bokeh layout of panels in rows that shares the available width (each panel scales
     with it, keeping its aspect)."""
@@ -769,3 +662,22 @@ def bokeh_view(layout):
             "install the notebook extra, `pip install -e '.[notebook]'`"
         ) from None
     return BokehModel(layout)
+
+
+__all__ = [
+    "DASHED",
+    "SOLID",
+    "WELL_COLOURS",
+    "Banner",
+    "ColourScale",
+    "CurvePanel",
+    "ImagePanel",
+    "LineStyle",
+    "SharedSource",
+    "TimeSlider",
+    "bokeh_view",
+    "difference_scale",
+    "panel_grid",
+    "permeability_scale",
+    "saturation_scale",
+]
